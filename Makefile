@@ -1,0 +1,38 @@
+# Set-up and entry points. Every target bootstraps .venv itself from a Python >= 3.12.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYENV_ROOT ?= $(HOME)/.pyenv
+
+# PYTHON env var first, then python3.13/python3.12 on PATH, then pyenv's versions.
+FIND_PYTHON = for c in "$$PYTHON" python3.13 python3.12 $$(ls -d $(PYENV_ROOT)/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
+	  [ -n "$$c" ] || continue; \
+	  command -v "$$c" >/dev/null 2>&1 || continue; \
+	  "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v "$$c"; break; }; \
+	done
+
+.PHONY: demo test test-all lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@py=$$($(FIND_PYTHON)); \
+	if [ -z "$$py" ]; then echo "bayesstrf needs Python >= 3.12: install python3.12 (or set PYTHON=/path/to/python3.12)" >&2; exit 1; fi; \
+	[ -x $(PY) ] || "$$py" -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/bayesstrf demo --out results
+
+test: $(VENV)/.installed
+	$(PY) -m ruff check bayesstrf tests benchmarks
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) results .pytest_cache
