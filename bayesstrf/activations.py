@@ -1,0 +1,175 @@
+"""Output activations: deepSTRF's three parametric families plus the exponential baseline.
+
+The rate functions follow the formulas of deepSTRF's ``ParametricSigmoid``,
+``ParametricDoubleExponential`` and ``ParametricSoftplus`` (parameter names, raw storage and
+the ``raw -> softplus`` mapping included), written anew in JAX. Parameters are per neuron,
+shape ``(N,)``, broadcasting against the last axis of the drive.
+
+Identifiability
+---------------
+As written, the families have exact symmetries with the linear STRF stage: the STRF bias
+trades against ``c`` (sigmoid) or ``s`` (double exponential); the STRF scale and sign trade
+against ``d`` or ``k``. bayesstrf removes them by convention (see ``Activation.fixed``):
+
+- sigmoid: ``d = 1`` and the drive has no free intercept (``c`` carries it); the STRF is in
+  units of the sigmoid's input;
+- double exponential: ``k = -1`` (so a positive STRF weight excites) and no free intercept
+  (``s`` carries it);
+- softplus and exponential: the drive keeps a free intercept (there is no ``c``).
+
+Every deepSTRF parameter is still reported, the fixed ones as constants, so the export to
+deepSTRF is a deterministic map.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+from jax.nn import sigmoid as _sigmoid
+from jax.nn import softplus as _softplus
+
+#: clip for the inner exponent of the double exponential: exp(-exp(30)) is 0 in float32
+#: and float64 alike, so clipping changes no value and keeps gradients finite.
+_DEXP_CLIP = 30.0
+
+
+def inverse_softplus(y: np.ndarray | float) -> np.ndarray:
+    """Inverse of softplus, ``log(expm1(y))``, stable for small and large ``y > 0``."""
+    y = np.asarray(y, dtype=float)
+    return np.where(y > 20.0, y, np.log(np.expm1(np.minimum(y, 20.0))))
+
+
+def _positive(raw, non_negative_output: bool):
+    return _softplus(raw) if non_negative_output else raw
+
+
+def sigmoid(x, c, d, raw_b, raw_a, *, non_negative_output: bool = True):
+    """Parametric sigmoid (Willmore et al. 2016): ``b * sigmoid((x - c) / d) + a``.
+
+    Parameters
+    ----------
+    x : array (..., N)
+        Drive.
+    c, d, raw_b, raw_a : array (N,)
+        Inflection, reciprocal gain, raw dynamic range and raw baseline; ``b`` and ``a`` are
+        ``softplus`` of the raw values when ``non_negative_output``.
+    """
+    b = _positive(raw_b, non_negative_output)
+    a = _positive(raw_a, non_negative_output)
+    return b * _sigmoid((x - c) / d) + a
+
+
+def double_exponential(x, k, s, raw_a, raw_b, *, non_negative_output: bool = True):
+    """Parametric double exponential (Thorson et al. 2015): ``a * exp(-exp(k x - s)) + b``.
+
+    The inner exponent is clipped at 30, where the value is already exactly 0, so values and
+    gradients stay finite for any drive.
+    """
+    a = _positive(raw_a, non_negative_output)
+    b = _positive(raw_b, non_negative_output)
+    inner = jnp.minimum(k * x - s, _DEXP_CLIP)
+    return a * jnp.exp(-jnp.exp(inner)) + b
+
+
+def softplus(x, raw_beta, raw_b, *, non_negative_output: bool = True):
+    """Parametric softplus: ``softplus(beta x) / beta + b`` with ``beta = softplus(raw_beta)``.
+
+    ``beta`` is always softplus-mapped, as in deepSTRF; ``b`` only when ``non_negative_output``.
+    """
+    beta = _softplus(raw_beta)
+    return _softplus(beta * x) / beta + _positive(raw_b, non_negative_output)
+
+
+def exponential(x):
+    """Canonical Poisson-GLM link ``exp(x)`` (no parameters): the baseline family."""
+    return jnp.exp(x)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One output family: its rate function, parameters, conventions and default priors.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    params : tuple of str
+        Sampled parameters, on deepSTRF's raw scale, each shape ``(N,)``.
+    fixed : dict
+        deepSTRF parameters fixed by the identifiability convention.
+    constrained : dict
+        Constrained name -> raw name, for the deterministic ``softplus`` views.
+    free_intercept : bool
+        Whether the drive carries its own sampled intercept.
+    """
+
+    name: str
+    function: Callable
+    params: tuple[str, ...]
+    fixed: dict[str, float] = field(default_factory=dict)
+    constrained: dict[str, str] = field(default_factory=dict)
+    free_intercept: bool = True
+
+    def rate(self, drive, values: Mapping[str, jnp.ndarray]):
+        """Rate in spikes per bin for a drive ``(..., N)`` and raw parameters by name."""
+        fixed = {name: jnp.asarray(value) for name, value in self.fixed.items()}
+        return self.function(drive, **fixed, **{name: values[name] for name in self.params})
+
+    def default_priors(self, mean_rate: np.ndarray) -> dict[str, dist.Distribution]:
+        """Raw-scale default priors, shape ``(N,)``, centred from each neuron's mean rate.
+
+        Follows deepSTRF's initialisation ranges, moved to spike counts per bin: the dynamic
+        range ``softplus(raw)`` is centred at 4x the mean rate and the baseline at 1/4 of it
+        (for small values ``softplus(raw) ~ exp(raw)``, so a normal raw prior is close to a
+        log-normal one); location parameters ``c``, ``s`` get N(0, 2) in drive units; the
+        softplus sharpness keeps deepSTRF's init, ``raw_beta ~ N(5.5, 2)``.
+        """
+        rate = np.asarray(mean_rate, dtype=float)
+        zero = np.zeros_like(rate)
+        range_ = dist.Normal(inverse_softplus(4.0 * rate), 1.5)
+        floor = dist.Normal(inverse_softplus(0.25 * rate), 2.0)
+        table = {
+            "sigmoid": {"c": dist.Normal(zero, 2.0), "raw_b": range_, "raw_a": floor},
+            "double_exponential": {"s": dist.Normal(zero, 2.0), "raw_a": range_, "raw_b": floor},
+            "softplus": {"raw_beta": dist.Normal(zero + 5.5, 2.0), "raw_b": floor},
+            "exponential": {},
+        }
+        return table[self.name]
+
+
+REGISTRY: dict[str, Activation] = {
+    "sigmoid": Activation(
+        "sigmoid", sigmoid, ("c", "raw_b", "raw_a"), fixed={"d": 1.0},
+        constrained={"b": "raw_b", "a": "raw_a"}, free_intercept=False,
+    ),
+    "double_exponential": Activation(
+        "double_exponential", double_exponential, ("s", "raw_a", "raw_b"), fixed={"k": -1.0},
+        constrained={"a": "raw_a", "b": "raw_b"}, free_intercept=False,
+    ),
+    "softplus": Activation(
+        "softplus", softplus, ("raw_beta", "raw_b"),
+        constrained={"beta": "raw_beta", "b": "raw_b"},
+    ),
+    "exponential": Activation("exponential", exponential, ()),
+}
+
+#: The three deepSTRF families, in the order reports list them.
+FAMILIES: tuple[str, ...] = ("sigmoid", "double_exponential", "softplus")
+
+
+def get(name: str | Activation) -> Activation:
+    """Look up an activation by name; unknown names list the valid ones and the closest."""
+    if isinstance(name, Activation):
+        return name
+    if not isinstance(name, str) or name not in REGISTRY:
+        close = difflib.get_close_matches(str(name), REGISTRY, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"activation: expected one of {sorted(REGISTRY)}, found {name!r}{hint}"
+        )
+    return REGISTRY[name]

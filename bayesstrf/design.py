@@ -1,0 +1,107 @@
+"""The lagged drive ``z[n, t] = sum_{f,l} W[n, f, l] S[f, t - l]``: reference and fast path.
+
+Each segment is preceded by ``n_lags - 1`` zero columns, so the drive is causal, sees zeros
+before a segment starts and never crosses from one segment into the next. The fast path
+(`strf_drive`) is a sum of ``n_lags`` shifted ``(N, F) x (F, T)`` products: O(T F L) work and
+O(N T) memory, no ``(T, F*L)`` matrix. `lag_matrix` is the small, obvious reference.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+
+class Design(NamedTuple):
+    """Stimulus prepared for the drive, for one recording and one number of lags.
+
+    Attributes
+    ----------
+    padded : array (F, P)
+        Segments concatenated, each preceded by ``n_lags - 1`` zero columns.
+    valid : int array (T,)
+        Column of ``padded`` holding each real time bin (segments in order).
+    segment : int array (T,)
+        Segment index of each real time bin.
+    mean : array (F,)
+        Per-frequency stimulus mean over all bins (used to centre the STRF's internal basis).
+    scale : float
+        Standard deviation of the centred stimulus (used to standardise it).
+    n_lags : int
+        Number of lags ``L``.
+    """
+
+    padded: jnp.ndarray
+    valid: jnp.ndarray
+    segment: jnp.ndarray
+    mean: jnp.ndarray
+    scale: jnp.ndarray
+    n_lags: int
+
+
+def make_design(spectrograms: list[np.ndarray], n_lags: int) -> Design:
+    """Pad and concatenate segment spectrograms ``(F, T_s)`` for ``n_lags`` lags."""
+    n_freq = spectrograms[0].shape[0]
+    blocks, valid, segment, start = [], [], [], 0
+    for index, spec in enumerate(spectrograms):
+        blocks += [np.zeros((n_freq, n_lags - 1)), spec]
+        start += n_lags - 1
+        valid.append(np.arange(start, start + spec.shape[1]))
+        segment.append(np.full(spec.shape[1], index))
+        start += spec.shape[1]
+    everything = np.concatenate(spectrograms, axis=1)
+    mean = everything.mean(axis=1)
+    scale = float(np.std(everything - mean[:, None])) or 1.0
+    return Design(
+        padded=jnp.asarray(np.concatenate(blocks, axis=1), dtype=jnp.float32),
+        valid=jnp.asarray(np.concatenate(valid)),
+        segment=jnp.asarray(np.concatenate(segment)),
+        mean=jnp.asarray(mean, dtype=jnp.float32),
+        scale=jnp.asarray(scale, dtype=jnp.float32),
+        n_lags=n_lags,
+    )
+
+
+def strf_drive(weights: jnp.ndarray, design: Design) -> jnp.ndarray:
+    """Drive of every neuron at every real time bin, without a lag matrix.
+
+    Parameters
+    ----------
+    weights : array (N, F, L)
+        STRF, lag 0 = current bin; ``L`` must equal ``design.n_lags``.
+    design : Design
+        From `make_design`.
+
+    Returns
+    -------
+    array (N, T)
+    """
+    n_lags = weights.shape[-1]
+    width = design.padded.shape[1] - (n_lags - 1)
+    drive = sum(
+        weights[:, :, lag] @ design.padded[:, n_lags - 1 - lag : n_lags - 1 - lag + width]
+        for lag in range(n_lags)
+    )
+    return drive[:, design.valid - (n_lags - 1)]
+
+
+def lag_matrix(spectrogram: np.ndarray, n_lags: int) -> np.ndarray:
+    """Reference lagged design of one segment: ``X[t, f * L + l] = S[f, t - l]`` (0 if t < l).
+
+    Parameters
+    ----------
+    spectrogram : array (F, T)
+    n_lags : int
+
+    Returns
+    -------
+    array (T, F * L)
+        So that the drive of STRF ``W (N, F, L)`` is ``X @ W.reshape(N, -1).T``.
+    """
+    n_freq, n_time = spectrogram.shape
+    out = np.zeros((n_time, n_freq, n_lags))
+    for lag in range(n_lags):
+        out[lag:, :, lag] = spectrogram[:, : n_time - lag].T
+    return out.reshape(n_time, n_freq * n_lags)

@@ -1,0 +1,292 @@
+"""`fit`: the posterior of a linear-nonlinear-Poisson STRF model, sampled by NUTS.
+
+Steps, each a small function below: check the arguments; prepare the design and the count
+statistics; set the priors; find the MAP (L-BFGS on the potential) and start every chain from
+it with a small jitter; run NUTS (dense mass matrix) with warmup and sampling timed apart;
+compute the log-likelihood summed per segment; return an ``xarray.DataTree``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+import arviz_base as azb
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+import xarray as xr
+from jax.flatten_util import ravel_pytree
+from numpyro.infer import MCMC, NUTS, init_to_median
+from numpyro.infer.util import initialize_model
+
+import bayesstrf
+from bayesstrf import activations
+from bayesstrf import strf as strf_priors
+from bayesstrf.data import Recording
+from bayesstrf.design import make_design
+from bayesstrf.model import (
+    build_priors,
+    count_statistics,
+    describe_priors,
+    lnp_rate,
+    make_model,
+    poisson_log_likelihood,
+)
+
+logger = logging.getLogger(__name__)
+
+#: NUTS statistics recorded for every draw.
+EXTRA_FIELDS = (
+    "diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy",
+)
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+    return int(value)
+
+
+def choose_chain_method(chains: int) -> str:
+    """``parallel`` with a device per chain, ``vectorized`` on one GPU, else ``sequential``."""
+    devices = jax.devices()
+    if chains > 1 and len(devices) >= chains:
+        return "parallel"
+    if chains > 1 and devices[0].platform == "gpu":
+        return "vectorized"
+    return "sequential"
+
+
+def find_map(model, model_args: tuple, key, max_iter: int = 1000) -> dict:
+    """MAP in the unconstrained space by L-BFGS, started at the prior medians.
+
+    Returns
+    -------
+    dict of site name -> unconstrained value
+    """
+    info = initialize_model(key, model, model_args=model_args, init_strategy=init_to_median)
+    flat, unravel = ravel_pytree(info.param_info.z)
+    value_and_grad = jax.jit(jax.value_and_grad(lambda x: info.potential_fn(unravel(x))))
+
+    def objective(x):
+        value, grad = value_and_grad(jnp.asarray(x, flat.dtype))
+        return float(value), np.asarray(grad, dtype=float)
+
+    result = scipy.optimize.minimize(
+        objective, np.asarray(flat, float), jac=True, method="L-BFGS-B",
+        options={"maxiter": max_iter},
+    )
+    if not np.isfinite(result.fun):
+        logger.warning("MAP search ended at a non-finite potential; starting at prior medians")
+        return info.param_info.z
+    return unravel(jnp.asarray(result.x, flat.dtype))
+
+
+def chain_starts(point: dict, chains: int, key, jitter: float = 0.02) -> dict:
+    """``chains`` copies of an unconstrained point, each moved by N(0, jitter^2) noise."""
+    flat, unravel = ravel_pytree(point)
+    noise = jitter * jax.random.normal(key, (chains, flat.shape[0]), flat.dtype)
+    return jax.vmap(unravel)(flat + noise)
+
+
+def segment_log_likelihood(samples: dict, activation, design, counts, n_segments: int):
+    """Log-likelihood summed per segment for every draw.
+
+    Parameters
+    ----------
+    samples : dict of arrays with leading ``(chain, draw)``
+        Needs ``strf``, ``intercept`` and the activation's raw parameters.
+
+    Returns
+    -------
+    array (chain, draw, N, S)
+    """
+    names = ("strf", "intercept", *activation.params)
+    flat = {n: samples[n].reshape((-1, *samples[n].shape[2:])) for n in names}
+
+    def one(draw):
+        values = {n: draw[n] for n in activation.params}
+        rate = lnp_rate(activation, draw["strf"], draw["intercept"], values, design)
+        per_bin = poisson_log_likelihood(rate, counts)
+        return jax.ops.segment_sum(per_bin.T, design.segment, num_segments=n_segments).T
+
+    out = jax.lax.map(jax.jit(one), flat, batch_size=16)
+    return np.asarray(out).reshape(samples["strf"].shape[:2] + out.shape[1:])
+
+
+def sample_stats(extra: dict, max_tree_depth: int) -> dict:
+    """Per-draw NUTS statistics under ArviZ's names (both tree-depth-saturation spellings)."""
+    steps = np.asarray(extra["num_steps"])
+    depth = np.ceil(np.log2(steps + 1)).astype(int)
+    saturated = steps >= 2**max_tree_depth - 1
+    return {
+        "diverging": np.asarray(extra["diverging"]),
+        "energy": np.asarray(extra["energy"]),
+        "lp": -np.asarray(extra["potential_energy"]),
+        "n_steps": steps,
+        "tree_depth": depth,
+        "reached_max_treedepth": saturated,
+        "reached_max_tree_depth": saturated,
+        "acceptance_rate": np.asarray(extra["accept_prob"]),
+        "step_size": np.asarray(extra["adapt_state.step_size"]),
+    }
+
+
+def fit(
+    recording: Recording,
+    activation: str = "softplus",
+    *,
+    strf: str | object = "ridge",
+    n_lags: int = 12,
+    chains: int = 4,
+    warmup: int = 500,
+    draws: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+    priors: dict | None = None,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    dense_mass: bool = True,
+    chain_method: str | None = None,
+) -> xr.DataTree:
+    """Sample the posterior of an LN-Poisson STRF model with NUTS.
+
+    Parameters
+    ----------
+    recording : Recording
+        Spectrograms ``(F, T_s)`` and counts ``(N, R_s, T_s)`` per segment.
+    activation : {"softplus", "sigmoid", "double_exponential", "exponential"}
+        Output nonlinearity (deepSTRF's families, or the exponential GLM baseline).
+    strf : str or prior object
+        STRF prior, by name (``"ridge"``) or instance (`bayesstrf.strf.Ridge`).
+    n_lags : int
+        Lags of the STRF, lag 0 = current bin.
+    chains, warmup, draws : int
+        NUTS chains, adaptation iterations and kept draws per chain.
+    seed : int
+        The only source of randomness: the same seed on the same machine gives the same draws.
+    progress : bool
+        Progress bars during warmup and sampling.
+    priors : dict of name -> numpyro Distribution, optional
+        Raw-scale priors replacing the defaults (see `bayesstrf.model.build_priors`).
+    target_accept, max_tree_depth, dense_mass, chain_method
+        NUTS settings; ``chain_method`` defaults to `choose_chain_method`.
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``posterior`` (``strf (chain, draw, neuron, freq, lag)``, ``intercept``, raw and
+        constrained activation parameters, latents), ``sample_stats``, ``log_likelihood``
+        (``counts (chain, draw, neuron, segment)``), ``observed_data``; attrs hold the
+        version, seed, specs, priors and data-derived hyperparameters.
+    """
+    if not isinstance(recording, Recording):
+        raise TypeError(f"recording: expected a bayesstrf.Recording, found {type(recording).__name__}")
+    family = activations.get(activation)
+    strf_prior = strf_priors.get(strf)
+    n_lags, chains = _positive_int(n_lags, "n_lags"), _positive_int(chains, "chains")
+    warmup, draws = _positive_int(warmup, "warmup"), _positive_int(draws, "draws")
+    max_tree_depth = _positive_int(max_tree_depth, "max_tree_depth")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, found {seed!r}")
+    if not 0 < target_accept < 1:
+        raise ValueError(f"target_accept: expected a value in (0, 1), found {target_accept!r}")
+    shortest = int(recording.segment_lengths.min())
+    if shortest < n_lags:
+        raise ValueError(
+            f"n_lags: expected every segment to be at least n_lags={n_lags} bins long, found a "
+            f"segment of {shortest} bins ({recording.segment_ids[recording.segment_lengths.argmin()]})"
+        )
+    chain_method = chain_method or choose_chain_method(chains)
+    if chain_method not in ("parallel", "vectorized", "sequential"):
+        raise ValueError(
+            f"chain_method: expected 'parallel', 'vectorized' or 'sequential', found {chain_method!r}"
+        )
+
+    design = make_design(recording.spectrograms, n_lags)
+    counts = count_statistics(recording.counts)
+    mean_rate = np.asarray(counts.total.sum(1) / counts.trials.sum(1), dtype=float)
+    mean_rate = np.maximum(mean_rate, 0.5 / np.asarray(counts.trials.sum(1)))  # silent neurons
+    prior_set = build_priors(family, mean_rate, priors)
+    model = make_model(family, strf_prior, prior_set, recording.n_neurons)
+    args = (design, counts)
+
+    key_map, key_jitter, key_nuts = jax.random.split(jax.random.PRNGKey(seed), 3)
+    start = time.perf_counter()
+    starts = chain_starts(find_map(model, args, key_map), chains, key_jitter)
+    map_seconds = time.perf_counter() - start
+    kernel = NUTS(
+        model, dense_mass=dense_mass, target_accept_prob=target_accept,
+        max_tree_depth=max_tree_depth,
+    )
+    mcmc = MCMC(
+        kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
+        chain_method=chain_method, progress_bar=progress,
+    )
+    start = time.perf_counter()
+    mcmc.warmup(key_nuts, *args, init_params=starts if chains > 1 else
+                jax.tree.map(lambda x: x[0], starts))
+    warmup_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=EXTRA_FIELDS)
+    sampling_seconds = time.perf_counter() - start
+
+    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    log_lik = segment_log_likelihood(samples, family, design, counts, recording.n_segments)
+
+    attrs = {
+        "bayesstrf_version": bayesstrf.__version__,
+        "seed": int(seed),
+        "dt": recording.dt,
+        "activation": family.name,
+        "activation_fixed": json.dumps(family.fixed),
+        "strf_prior": json.dumps(strf_prior.spec()),
+        "priors": json.dumps(describe_priors(prior_set)),
+        "hyperparameters": json.dumps({
+            "mean_rate": mean_rate.tolist(),
+            "stimulus_mean": np.asarray(design.mean).tolist(),
+            "stimulus_scale": float(design.scale),
+        }),
+        "n_lags": n_lags,
+        "sampler": json.dumps({
+            "chains": chains, "warmup": warmup, "draws": draws, "chain_method": chain_method,
+            "target_accept": target_accept, "max_tree_depth": max_tree_depth,
+            "dense_mass": dense_mass, "init": "map+jitter",
+        }),
+        "map_seconds": map_seconds,
+        "warmup_seconds": warmup_seconds,
+        "sampling_seconds": sampling_seconds,
+        "command_line": " ".join(sys.argv),
+    }
+    return to_datatree(samples, sample_stats(extra, max_tree_depth), log_lik, recording,
+                       strf_prior, attrs)
+
+
+def to_datatree(samples, stats, log_lik, recording: Recording, strf_prior, attrs) -> xr.DataTree:
+    """Assemble the ArviZ DataTree with named dims and coordinates."""
+    cube = ("neuron", "freq", "lag")
+    dims = {name: ("neuron",) for name in samples} | {"strf": cube} | dict(strf_prior.dims)
+    n_lags = samples["strf"].shape[-1]
+    tree = azb.from_dict(
+        {
+            "posterior": samples,
+            "sample_stats": stats,
+            "log_likelihood": {"counts": log_lik},
+        },
+        dims={**dims, "counts": ["neuron", "segment"]},
+        coords={
+            "neuron": recording.neuron_ids, "freq": recording.freqs,
+            "lag": np.arange(n_lags), "segment": recording.segment_ids,
+        },
+        attrs={"/": attrs},
+    )
+    observed = recording.to_dataset()
+    tree["observed_data"] = xr.DataTree(
+        xr.Dataset({"counts": observed["counts"]}, attrs={"dt": recording.dt})
+    )
+    return tree

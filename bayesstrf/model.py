@@ -1,0 +1,191 @@
+"""The linear-nonlinear-Poisson model as a NumPyro model function.
+
+``drive = strf * stimulus + intercept``, ``rate = activation(drive)`` (spikes per bin), and
+counts are Poisson. Internally the STRF prior works on the stimulus centred per frequency and
+divided by its standard deviation, ``x = (S - mean) / scale``; the model reports the STRF in
+the recording's own units, ``strf = strf_std / scale``, and the matching deepSTRF bias,
+``intercept = drive_offset - sum(strf_std * mean) / scale``, so that
+``drive = sum(strf * S) + intercept`` exactly (zero padding included).
+
+Repeats enter through sufficient statistics: for the ``R`` observed trials of a bin,
+``sum_r log Poisson(y_r | lam) = Y log(lam) - R lam - sum_r log(y_r!)`` with ``Y = sum_r y_r``.
+This is the exact per-trial likelihood (not merely proportional to it), at the cost of one
+term per bin whatever the number of repeats; missing (NaN) trials are left out of ``Y`` and
+``R``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from jax.nn import softplus
+from jax.scipy.special import xlogy
+from scipy.special import gammaln
+
+from bayesstrf.activations import Activation
+from bayesstrf.design import Design, strf_drive
+
+
+class Counts(NamedTuple):
+    """Sufficient statistics of the counts over trials, each ``(N, T)``.
+
+    Attributes
+    ----------
+    total : spikes summed over observed trials
+    trials : number of observed (non-NaN) trials
+    log_factorial : ``sum_r log(y_r!)`` over observed trials
+    """
+
+    total: jnp.ndarray
+    trials: jnp.ndarray
+    log_factorial: jnp.ndarray
+
+
+def count_statistics(counts: list[np.ndarray]) -> Counts:
+    """Sum repeats of per-segment counts ``(N, R_s, T_s)`` into `Counts` over all bins."""
+    stats = []
+    for count in counts:
+        observed = ~np.isnan(count)
+        clean = np.where(observed, count, 0.0)
+        stats.append(
+            (clean.sum(1), observed.sum(1), np.where(observed, gammaln(clean + 1.0), 0.0).sum(1))
+        )
+    total, trials, log_factorial = (np.concatenate(part, axis=1) for part in zip(*stats))
+    return Counts(
+        jnp.asarray(total, jnp.float32),
+        jnp.asarray(trials, jnp.float32),
+        jnp.asarray(log_factorial, jnp.float32),
+    )
+
+
+def poisson_log_likelihood(rate: jnp.ndarray, counts: Counts) -> jnp.ndarray:
+    """Per-bin log-likelihood of all observed trials, ``(N, T)``; exact, repeats included."""
+    return xlogy(counts.total, rate) - counts.trials * rate - counts.log_factorial
+
+
+def rate_and_sites(
+    activation: Activation, strf_prior, priors: Mapping[str, dist.Distribution],
+    design: Design, n_neurons: int,
+) -> jnp.ndarray:
+    """Sample every latent site and return the rate ``(N, T)`` in spikes per bin."""
+    n_freq = design.padded.shape[0]
+    weights_std = strf_prior.sample(n_neurons, n_freq, design.n_lags)
+    weights = numpyro.deterministic("strf", weights_std / design.scale)
+    offset = numpyro.sample("drive_offset", priors["drive_offset"]) if (
+        activation.free_intercept
+    ) else 0.0
+    intercept = numpyro.deterministic(
+        "intercept", offset - jnp.einsum("nfl,f->n", weights_std, design.mean) / design.scale
+    )
+    values = {name: numpyro.sample(name, priors[name]) for name in activation.params}
+    for name, raw in activation.constrained.items():
+        numpyro.deterministic(name, softplus(values[raw]))
+    return lnp_rate(activation, weights, intercept, values, design)
+
+
+def lnp_rate(
+    activation: Activation, strf: jnp.ndarray, intercept: jnp.ndarray,
+    values: Mapping[str, jnp.ndarray], design: Design,
+) -> jnp.ndarray:
+    """Rate ``(N, T)`` from an STRF ``(N, F, L)`` and intercept ``(N,)`` in spectrogram units
+    and raw activation parameters ``(N,)``: the model's mean, free of its internal basis."""
+    drive = strf_drive(strf, design) + intercept[:, None]
+    return activation.rate(drive.T, values).T
+
+
+def make_model(
+    activation: Activation, strf_prior, priors: Mapping[str, dist.Distribution], n_neurons: int
+) -> Callable:
+    """Build the NumPyro model for one activation family, STRF prior and set of priors.
+
+    Parameters
+    ----------
+    activation : Activation
+    strf_prior : STRF prior object (see `bayesstrf.strf`)
+    priors : dict of name -> numpyro Distribution
+        Raw-scale priors with event shape ``(N,)`` for every activation parameter (and
+        ``drive_offset`` when the family has a free intercept).
+    n_neurons : int
+
+    Returns
+    -------
+    callable ``model(design, counts=None, n_trials=1)``
+        With ``counts`` (`Counts`) it conditions on data; with ``counts=None`` it is
+        generative and samples ``counts`` of shape ``(N, n_trials, T)``.
+    """
+
+    def model(design: Design, counts: Counts | None = None, n_trials: int = 1):
+        rate = rate_and_sites(activation, strf_prior, priors, design, n_neurons)
+        if counts is None:
+            shape = (n_neurons, n_trials, rate.shape[-1])
+            numpyro.sample("counts", dist.Poisson(jnp.broadcast_to(rate[:, None], shape)).to_event(3))
+        else:
+            numpyro.factor("log_likelihood", poisson_log_likelihood(rate, counts).sum())
+
+    return model
+
+
+def build_priors(
+    activation: Activation, mean_rate: np.ndarray, overrides: Mapping | None = None
+) -> dict[str, dist.Distribution]:
+    """Raw-scale priors with event shape ``(N,)``: the family's defaults, then ``overrides``.
+
+    The defaults are centred from each neuron's mean rate (spikes per bin); families with a
+    free intercept also get a prior on ``drive_offset``, the drive at the mean stimulus:
+    ``N(mean_rate, 1)`` for softplus (drive in spikes per bin), ``N(log mean_rate, 2)`` for
+    the exponential.
+
+    Parameters
+    ----------
+    activation : Activation
+    mean_rate : array (N,)
+    overrides : dict of name -> numpyro Distribution, optional
+        Univariate priors, batch shape ``()`` or ``(N,)``, replacing defaults by name.
+    """
+    mean_rate = np.asarray(mean_rate, dtype=float)
+    n_neurons = mean_rate.shape[0]
+    priors = dict(activation.default_priors(mean_rate))
+    if activation.free_intercept:
+        exponential = activation.name == "exponential"
+        loc = np.log(mean_rate) if exponential else mean_rate
+        priors["drive_offset"] = dist.Normal(loc, 2.0 if exponential else 1.0)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"priors: expected a dict of name -> distribution, found {overrides!r}")
+    for name, prior in (overrides or {}).items():
+        if name not in priors:
+            close = difflib.get_close_matches(str(name), priors, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"priors: expected names among {sorted(priors)} for activation "
+                f"{activation.name!r}, found {name!r}{hint}"
+            )
+        if not isinstance(prior, dist.Distribution):
+            raise TypeError(
+                f"priors[{name!r}]: expected a numpyro distribution, found {type(prior).__name__}"
+            )
+        if prior.event_shape != () or prior.batch_shape not in ((), (n_neurons,)):
+            raise ValueError(
+                f"priors[{name!r}]: expected a univariate distribution with batch shape () or "
+                f"({n_neurons},), found batch {prior.batch_shape}, event {prior.event_shape}"
+            )
+        priors[name] = prior
+    return {name: prior.expand((n_neurons,)).to_event(1) for name, prior in priors.items()}
+
+
+def describe_priors(priors: Mapping[str, dist.Distribution]) -> dict:
+    """JSON-able description of priors: family and parameters by name (for the fit's attrs)."""
+    out = {}
+    for name, prior in priors.items():
+        base = prior.base_dist if isinstance(prior, dist.Independent) else prior
+        base = base.base_dist if isinstance(base, dist.ExpandedDistribution) else base
+        out[name] = {"distribution": type(base).__name__} | {
+            arg: np.broadcast_to(np.asarray(getattr(base, arg)), prior.batch_shape + prior.event_shape).tolist()
+            for arg in base.arg_constraints
+        }
+    return out
