@@ -1,3 +1,31 @@
-"""bayesstrf: Bayesian spectro-temporal receptive fields (linear-nonlinear-Poisson, NUTS)."""
+"""bayesstrf: Bayesian spectro-temporal receptive fields (linear-nonlinear-Poisson, NUTS).
+
+Start at `fit` (``bayesstrf/inference.py``). Names are loaded on first use, so that the
+command line can configure JAX before it starts.
+"""
+
+from importlib import import_module
 
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "Recording": "bayesstrf.data",
+    "simulate": "bayesstrf.simulation",
+    "Simulation": "bayesstrf.simulation",
+    "fit": "bayesstrf.inference",
+    "diagnose": "bayesstrf.diagnostics",
+    "Diagnostics": "bayesstrf.diagnostics",
+    "save_fit": "bayesstrf.io",
+    "load_fit": "bayesstrf.io",
+}
+_MODULES = ("activations", "strf", "metrics", "design", "model", "io")
+
+__all__ = [*_PUBLIC, *_MODULES]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    if name in _MODULES:
+        return import_module(f"bayesstrf.{name}")
+    raise AttributeError(f"module 'bayesstrf' has no attribute {name!r}")

@@ -286,7 +286,9 @@ class Recording:
                 with xr.open_dataset(path, engine="h5netcdf") as ds:
                     return cls.from_dataset(ds.load())
             except (OSError, ValueError, KeyError) as error:
-                raise ValueError(f"path: cannot read {str(path)!r} as a recording: {error}") from None
+                raise ValueError(
+                    f"path: cannot read {str(path)!r} as a recording: {error}"
+                ) from None
         if path.suffix != ".npz":
             raise ValueError(f"path: expected a .npz or .nc file, found {path.name!r}")
         try:

@@ -185,7 +185,9 @@ def fit(
         version, seed, specs, priors and data-derived hyperparameters.
     """
     if not isinstance(recording, Recording):
-        raise TypeError(f"recording: expected a bayesstrf.Recording, found {type(recording).__name__}")
+        raise TypeError(
+            f"recording: expected a bayesstrf.Recording, found {type(recording).__name__}"
+        )
     family = activations.get(activation)
     strf_prior = strf_priors.get(strf)
     n_lags, chains = _positive_int(n_lags, "n_lags"), _positive_int(chains, "chains")
@@ -199,12 +201,14 @@ def fit(
     if shortest < n_lags:
         raise ValueError(
             f"n_lags: expected every segment to be at least n_lags={n_lags} bins long, found a "
-            f"segment of {shortest} bins ({recording.segment_ids[recording.segment_lengths.argmin()]})"
+            f"segment of {shortest} bins "
+            f"({recording.segment_ids[recording.segment_lengths.argmin()]})"
         )
     chain_method = chain_method or choose_chain_method(chains)
     if chain_method not in ("parallel", "vectorized", "sequential"):
         raise ValueError(
-            f"chain_method: expected 'parallel', 'vectorized' or 'sequential', found {chain_method!r}"
+            "chain_method: expected 'parallel', 'vectorized' or 'sequential', "
+            f"found {chain_method!r}"
         )
 
     design = make_design(recording.spectrograms, n_lags)

@@ -56,7 +56,9 @@ def count_statistics(counts: list[np.ndarray]) -> Counts:
         stats.append(
             (clean.sum(1), observed.sum(1), np.where(observed, gammaln(clean + 1.0), 0.0).sum(1))
         )
-    total, trials, log_factorial = (np.concatenate(part, axis=1) for part in zip(*stats))
+    total, trials, log_factorial = (
+        np.concatenate(part, axis=1) for part in zip(*stats, strict=True)
+    )
     return Counts(
         jnp.asarray(total, jnp.float32),
         jnp.asarray(trials, jnp.float32),
@@ -124,7 +126,8 @@ def make_model(
         rate = rate_and_sites(activation, strf_prior, priors, design, n_neurons)
         if counts is None:
             shape = (n_neurons, n_trials, rate.shape[-1])
-            numpyro.sample("counts", dist.Poisson(jnp.broadcast_to(rate[:, None], shape)).to_event(3))
+            expected = jnp.broadcast_to(rate[:, None], shape)
+            numpyro.sample("counts", dist.Poisson(expected).to_event(3))
         else:
             numpyro.factor("log_likelihood", poisson_log_likelihood(rate, counts).sum())
 
@@ -184,8 +187,9 @@ def describe_priors(priors: Mapping[str, dist.Distribution]) -> dict:
     for name, prior in priors.items():
         base = prior.base_dist if isinstance(prior, dist.Independent) else prior
         base = base.base_dist if isinstance(base, dist.ExpandedDistribution) else base
+        shape = prior.batch_shape + prior.event_shape
         out[name] = {"distribution": type(base).__name__} | {
-            arg: np.broadcast_to(np.asarray(getattr(base, arg)), prior.batch_shape + prior.event_shape).tolist()
+            arg: np.broadcast_to(np.asarray(getattr(base, arg)), shape).tolist()
             for arg in base.arg_constraints
         }
     return out

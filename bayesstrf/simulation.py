@@ -134,7 +134,8 @@ def simulate(
 
     priors = build_priors(family, np.full(n_neurons, 0.1))  # placeholders: all conditioned
     model = make_model(family, Ridge(), priors, n_neurons)
-    conditioned = handlers.condition(model, {k: np.asarray(v, np.float32) for k, v in truth.items()})
+    truth32 = {name: np.asarray(value, np.float32) for name, value in truth.items()}
+    conditioned = handlers.condition(model, truth32)
     trace = handlers.trace(handlers.seed(conditioned, jax.random.PRNGKey(seed))).get_trace(
         design, None, n_trials
     )

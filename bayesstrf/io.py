@@ -1,0 +1,76 @@
+"""Files: recordings in and fits out, written atomically, read with clear errors.
+
+A fit is a netCDF4 file of the ``xarray.DataTree`` (one netCDF group per ArviZ group),
+readable without bayesstrf by ``xarray.open_datatree(path)``. Its root carries
+``schema = "bayesstrf.fit/1"``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import xarray as xr
+
+from bayesstrf.data import Recording
+
+FIT_SCHEMA = "bayesstrf.fit/1"
+
+
+def read_recording(path: str | os.PathLike) -> Recording:
+    """Read a recording from the ``.npz`` schema or netCDF (see `bayesstrf.data`)."""
+    return Recording.load(path)
+
+
+def save_fit(fit: xr.DataTree, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a fit to netCDF atomically (a temporary file in the same folder, then renamed).
+
+    Raises
+    ------
+    FileExistsError
+        When ``path`` exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.suffix != ".nc":
+        raise ValueError(f"path: expected a .nc file name for a fit, found {path.name!r}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"path: {str(path)!r} exists; pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tree = fit.copy()
+    tree.attrs = {**fit.attrs, "schema": FIT_SCHEMA}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".nc")
+    os.close(fd)
+    try:
+        tree.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_fit(path: str | os.PathLike) -> xr.DataTree:
+    """Read a fit written by `save_fit`, fully into memory.
+
+    Raises
+    ------
+    ValueError
+        When the file is missing, unreadable (truncated, corrupt, not netCDF) or of another
+        schema version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path: expected an existing fit file (.nc), found {str(path)!r}")
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            tree = tree.load()
+    except Exception as error:  # h5py and h5netcdf raise many types for corrupt files
+        raise ValueError(f"path: cannot read {str(path)!r} as a netCDF fit ({error})") from None
+    schema = tree.attrs.get("schema")
+    if schema != FIT_SCHEMA:
+        raise ValueError(
+            f"path: expected a bayesstrf fit of schema {FIT_SCHEMA!r}, found {schema!r} "
+            "(written by another version?)"
+        )
+    return tree

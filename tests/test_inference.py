@@ -1,0 +1,112 @@
+"""fit: the DataTree contract, per-segment log-likelihood, reproducibility, bad arguments."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.stats import poisson
+
+import bayesstrf
+from bayesstrf import activations as act
+from bayesstrf import fit
+from bayesstrf.design import lag_matrix
+from bayesstrf.inference import choose_chain_method
+from tests.conftest import TINY_FIT
+
+
+def test_datatree_contract(tiny_fit, tiny_simulation):
+    rec = tiny_simulation.recording
+    post = tiny_fit["posterior"].to_dataset()
+    assert post["strf"].dims == ("chain", "draw", "neuron", "freq", "lag")
+    assert post["strf"].shape == (2, 40, 2, 4, 3)
+    for name in ("raw_beta", "raw_b", "beta", "b", "intercept", "drive_offset", "strf_scale"):
+        assert post[name].dims == ("chain", "draw", "neuron"), name
+    np.testing.assert_allclose(post["b"], np.logaddexp(0, post["raw_b"]), rtol=1e-5)
+    np.testing.assert_allclose(post["beta"], np.logaddexp(0, post["raw_beta"]), rtol=1e-5)
+    assert list(post["neuron"].values) == list(rec.neuron_ids)
+
+    stats = tiny_fit["sample_stats"].to_dataset()
+    for name in ("diverging", "energy", "n_steps", "tree_depth", "reached_max_treedepth",
+                 "reached_max_tree_depth", "acceptance_rate", "step_size", "lp"):
+        assert stats[name].dims == ("chain", "draw"), name
+    np.testing.assert_array_equal(
+        stats["tree_depth"], np.ceil(np.log2(stats["n_steps"].values + 1))
+    )
+
+    loglik = tiny_fit["log_likelihood"]["counts"]
+    assert loglik.dims == ("chain", "draw", "neuron", "segment")
+    assert list(loglik["segment"].values) == list(rec.segment_ids)
+    observed = tiny_fit["observed_data"]["counts"]
+    assert observed.dims == ("neuron", "trial", "time") and observed.shape == (2, 2, 600)
+
+    attrs = tiny_fit.attrs
+    assert attrs["bayesstrf_version"] == bayesstrf.__version__ and attrs["seed"] == 3
+    assert attrs["activation"] == "softplus" and attrs["dt"] == rec.dt
+    assert json.loads(attrs["strf_prior"])["name"] == "ridge"
+    assert set(json.loads(attrs["priors"])) == {"raw_beta", "raw_b", "drive_offset"}
+    assert len(json.loads(attrs["hyperparameters"])["mean_rate"]) == 2
+
+
+def test_segment_log_likelihood_matches_scipy(tiny_fit, tiny_simulation):
+    """Recompute one draw's per-segment log-likelihood with a lag matrix and scipy."""
+    rec = tiny_simulation.recording
+    post = tiny_fit["posterior"].to_dataset().isel(chain=1, draw=7)
+    strf = post["strf"].values
+    family = act.get("softplus")
+    values = {name: post[name].values for name in family.params}
+    got = tiny_fit["log_likelihood"]["counts"].isel(chain=1, draw=7).values
+    for s, (spec, counts) in enumerate(zip(rec.spectrograms, rec.counts, strict=True)):
+        drive = lag_matrix(spec, 3) @ strf.reshape(2, -1).T + post["intercept"].values
+        rate = np.asarray(family.rate(drive, values)).T  # (N, T)
+        expected = poisson.logpmf(counts, rate[:, None, :]).sum(axis=(1, 2))
+        np.testing.assert_allclose(got[:, s], expected, rtol=1e-4)
+
+
+def test_same_seed_same_draws(tiny_fit, tiny_simulation):
+    again = fit(tiny_simulation.recording, "softplus", **TINY_FIT)
+    for name in ("strf", "raw_beta", "intercept"):
+        np.testing.assert_array_equal(again["posterior"][name], tiny_fit["posterior"][name])
+
+
+def test_sigmoid_fit_reports_fixed_convention(tiny_simulation):
+    tree = fit(tiny_simulation.recording, "sigmoid", **{**TINY_FIT, "draws": 10, "warmup": 20})
+    post = tree["posterior"].to_dataset()
+    assert {"c", "raw_b", "raw_a", "b", "a"} <= set(post.data_vars)
+    assert "drive_offset" not in post and json.loads(tree.attrs["activation_fixed"]) == {"d": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"activation": "sigmoidd"}, ValueError, r"activation: .*did you mean 'sigmoid'"),
+        ({"strf": "rigde"}, ValueError, r"strf: .*did you mean 'ridge'"),
+        ({"chains": 0}, ValueError, r"chains: expected a positive integer, found 0"),
+        ({"draws": -5}, ValueError, r"draws: expected a positive integer, found -5"),
+        ({"warmup": 2.5}, ValueError, r"warmup: expected a positive integer, found 2.5"),
+        ({"n_lags": 500}, ValueError, r"n_lags: expected every segment .* 200 bins"),
+        ({"seed": -1}, ValueError, r"seed: expected a non-negative integer"),
+        ({"target_accept": 1.5}, ValueError, r"target_accept: expected a value in \(0, 1\)"),
+        ({"chain_method": "threads"}, ValueError, r"chain_method: expected"),
+    ],
+)
+def test_bad_arguments_are_named(tiny_simulation, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        fit(tiny_simulation.recording, **{**TINY_FIT, **kwargs})
+
+
+def test_recording_type_is_checked():
+    with pytest.raises(TypeError, match=r"recording: expected a bayesstrf.Recording, found dict"):
+        fit({"counts": []})
+
+
+def test_chain_method_on_cpu():
+    assert choose_chain_method(1) == "sequential"
+    assert choose_chain_method(64) in ("sequential", "vectorized")
+
+
+def test_fit_is_a_plain_datatree(tiny_fit):
+    assert isinstance(tiny_fit, xr.DataTree)
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(
+        tiny_fit.children
+    )
