@@ -18,13 +18,16 @@ key                 shape / dtype          meaning
 
 ``.nc`` (netCDF4 via h5netcdf): variables ``spectrogram (freq, time)`` and
 ``counts (neuron, trial, time)`` over the concatenated time axis, with a ``segment``
-coordinate on ``time`` and the trial axis padded with NaN; ``dt`` in the attributes.
+coordinate on ``time``, the trial axis padded with NaN up to ``n_trials (segment_order)``;
+``dt`` in the attributes.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -129,8 +132,11 @@ class Recording:
                     f"spectrogram[{index}]: expected {n_freq} frequency rows like segment 0, "
                     f"found {spec.shape[0]}"
                 )
-            if spec.shape[1] == 0:
-                raise ValueError(f"spectrogram[{index}]: expected time bins, found none")
+            if 0 in spec.shape:
+                raise ValueError(
+                    f"spectrogram[{index}]: expected frequency rows and time bins, "
+                    f"found shape {spec.shape}"
+                )
             if not np.isfinite(spec).all():
                 raise ValueError(f"spectrogram[{index}]: expected finite values, found NaN/Inf")
             if count.shape[2] != spec.shape[1]:
@@ -150,14 +156,18 @@ class Recording:
                 f"counts: expected at least one complete trial per neuron, found none for "
                 f"neuron index {int(np.argmin(observed))}"
             )
-        if not isinstance(dt, int | float | np.number) or not np.isfinite(dt) or dt <= 0:
+        if (isinstance(dt, bool) or not isinstance(dt, int | float | np.number)
+                or not np.isfinite(dt) or dt <= 0):
             raise ValueError(f"dt: expected a bin width in seconds > 0, found {dt!r}")
         self.spectrograms = specs
         self.counts = counts
         self.dt = float(dt)
         if freqs is None:
             freqs = np.arange(n_freq, dtype=float)
-        self.freqs = np.asarray(freqs, dtype=float)
+        try:
+            self.freqs = np.asarray(freqs, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"freqs: expected {n_freq} numbers, found {freqs!r}") from None
         if self.freqs.shape != (n_freq,) or not np.isfinite(self.freqs).all():
             raise ValueError(
                 f"freqs: expected {n_freq} finite values, found shape {self.freqs.shape}"
@@ -200,7 +210,8 @@ class Recording:
         for item in items:
             if isinstance(item, str) and item in ids:
                 out.append(ids.index(item))
-            elif isinstance(item, int | np.integer) and -len(ids) <= item < len(ids):
+            elif (isinstance(item, int | np.integer) and not isinstance(item, bool)
+                  and -len(ids) <= item < len(ids)):
                 out.append(int(item) % len(ids))
             else:
                 raise ValueError(
@@ -241,6 +252,8 @@ class Recording:
             Segment ids or indices held out for testing.
         """
         test = sorted(set(self._segment_index(test_segments)))
+        if not test:
+            raise ValueError("test_segments: expected at least one segment to hold out, found none")
         train = [i for i in range(self.n_segments) if i not in test]
         if not train:
             raise ValueError("test_segments: expected to leave at least one training segment")
@@ -252,6 +265,8 @@ class Recording:
         path = Path(path)
         if path.suffix not in (".npz", ".nc"):
             raise ValueError(f"path: expected a .npz or .nc file name, found {path.name!r}")
+        if not path.parent.is_dir():
+            raise ValueError(f"path: expected an existing folder, found {str(path.parent)!r}")
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
         os.close(fd)
         try:
@@ -292,21 +307,27 @@ class Recording:
         if path.suffix != ".npz":
             raise ValueError(f"path: expected a .npz or .nc file, found {path.name!r}")
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as npz:
                 content = {key: npz[key] for key in npz.files}
         except ValueError as error:
             raise ValueError(
                 f"path: {str(path)!r} holds pickled objects or is not a valid .npz ({error}); "
                 "bayesstrf never unpickles"
             ) from None
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
             raise ValueError(f"path: cannot read {str(path)!r} as .npz: {error}") from None
         if str(content.get("schema", "")) != SCHEMA:
             raise ValueError(
                 f"path: expected schema {SCHEMA!r} in {path.name}, "
                 f"found {str(content.get('schema', 'none'))!r}"
             )
-        n_segments = len(content["segment_ids"])
+        n_segments = len(content.get("segment_ids", []))
+        required = ["dt", "freqs", "neuron_ids", "segment_ids"] + [
+            f"{kind}_{i}" for i in range(n_segments) for kind in ("spectrogram", "counts")
+        ]
+        missing = [key for key in required if key not in content]
+        if missing:
+            raise ValueError(f"path: {path.name} lacks the keys {missing} of schema {SCHEMA!r}")
         return cls(
             [content[f"spectrogram_{i}"] for i in range(n_segments)],
             [content[f"counts_{i}"] for i in range(n_segments)],
@@ -330,6 +351,7 @@ class Recording:
             {
                 "spectrogram": (("freq", "time"), np.concatenate(self.spectrograms, axis=1)),
                 "counts": (("neuron", "trial", "time"), np.concatenate(padded, axis=2)),
+                "n_trials": ("segment_order", [c.shape[1] for c in self.counts]),
             },
             coords={
                 "freq": self.freqs, "neuron": self.neuron_ids,
@@ -340,7 +362,7 @@ class Recording:
 
     @classmethod
     def from_dataset(cls, ds) -> Recording:
-        """Inverse of `to_dataset`; trials that are NaN throughout a segment are dropped."""
+        """Inverse of `to_dataset` (trial padding removed using ``n_trials``)."""
         if ds.attrs.get("schema") != SCHEMA:
             raise ValueError(
                 f"path: expected schema {SCHEMA!r}, found {ds.attrs.get('schema')!r}"
@@ -348,11 +370,10 @@ class Recording:
         segment = ds["segment"].values.astype(str)
         specs, counts = [], []
         order = ds["segment_order"].values.astype(str)
-        for seg in order:
+        for seg, n_trials in zip(order, ds["n_trials"].values, strict=True):
             mask = segment == seg
             specs.append(ds["spectrogram"].values[:, mask])
-            count = ds["counts"].values[:, :, mask]
-            counts.append(count[:, ~np.isnan(count).all(axis=(0, 2))])
+            counts.append(ds["counts"].values[:, :n_trials, mask])
         return cls(
             specs, counts, float(ds.attrs["dt"]), freqs=ds["freq"].values,
             neuron_ids=ds["neuron"].values.astype(str), segment_ids=order,

@@ -43,6 +43,10 @@ class Design(NamedTuple):
 
 def make_design(spectrograms: list[np.ndarray], n_lags: int) -> Design:
     """Pad and concatenate segment spectrograms ``(F, T_s)`` for ``n_lags`` lags."""
+    if isinstance(n_lags, bool) or not isinstance(n_lags, int | np.integer) or n_lags < 1:
+        raise ValueError(f"n_lags: expected a positive integer, found {n_lags!r}")
+    if not spectrograms:
+        raise ValueError("spectrograms: expected at least one segment, found none")
     n_freq = spectrograms[0].shape[0]
     blocks, valid, segment, start = [], [], [], 0
     for index, spec in enumerate(spectrograms):
@@ -79,6 +83,10 @@ def strf_drive(weights: jnp.ndarray, design: Design) -> jnp.ndarray:
     array (N, T)
     """
     n_lags = weights.shape[-1]
+    if n_lags != design.n_lags:
+        raise ValueError(
+            f"weights: expected {design.n_lags} lags like the design, found {n_lags}"
+        )
     width = design.padded.shape[1] - (n_lags - 1)
     drive = sum(
         weights[:, :, lag] @ design.padded[:, n_lags - 1 - lag : n_lags - 1 - lag + width]
@@ -102,6 +110,6 @@ def lag_matrix(spectrogram: np.ndarray, n_lags: int) -> np.ndarray:
     """
     n_freq, n_time = spectrogram.shape
     out = np.zeros((n_time, n_freq, n_lags))
-    for lag in range(n_lags):
+    for lag in range(min(n_lags, n_time)):
         out[lag:, :, lag] = spectrogram[:, : n_time - lag].T
     return out.reshape(n_time, n_freq * n_lags)

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from bayesstrf.data import SCHEMA, Recording
 
-# h5netcdf >= 1.8 no longer pulls in h5py, and pyproject does not list it: without h5py a
-# .nc file can be neither written nor read, so the tests that touch .nc files need it.
+# h5netcdf >= 1.8 does not pull in h5py (pyproject lists it separately): without h5py a .nc
+# file can be neither written nor read, so the tests that touch .nc files need it.
 needs_h5py = pytest.mark.skipif(
     find_spec("h5py") is None, reason="h5py (h5netcdf's HDF5 backend) is not installed"
 )
@@ -138,7 +138,8 @@ INVALID = [
     ),
     pytest.param(
         _case(spec=np.zeros((3, 0)), counts=np.zeros((2, 3, 0))), ValueError,
-        r"spectrogram\[0\]: expected time bins, found none", id="empty-time-axis",
+        r"spectrogram\[0\]: expected frequency rows and time bins, found shape \(3, 0\)",
+        id="empty-time-axis",
     ),
     # spectrogram values
     pytest.param(_case(spec=_nan_spec()), ValueError,
@@ -235,22 +236,12 @@ def test_invalid_input_is_refused_naming_the_argument(args, error, pattern):
         Recording(spec, counts, dt, **kwargs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: data.py builds freqs with np.asarray(freqs, dtype=float) before its check, "
-    "so non-numeric freqs give numpy's message that does not name `freqs`",
-)
 def test_non_numeric_freqs_are_refused_naming_freqs():
     spec, counts = good_single()
     with pytest.raises((ValueError, TypeError), match=r"freqs"):
         Recording(spec, counts, 0.01, freqs=["low", "mid", "high"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: data.py never checks that the spectrogram has at least one frequency row; "
-    "shape (0, T) is accepted as a recording with n_freq == 0",
-)
 def test_spectrogram_without_frequency_rows_is_refused():
     with pytest.raises(ValueError, match=r"spectrogram"):
         Recording(np.zeros((0, 5)), np.ones((1, 1, 5)), 0.01)
@@ -427,11 +418,6 @@ def test_split_of_a_single_segment_is_refused():
         Recording(spec, counts, 0.01).split(0)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="bug: split([]) builds an empty test Recording and fails with "
-    "'spectrogram: expected at least one segment', which does not name test_segments",
-)
 def test_split_holding_out_nothing_is_refused_naming_test_segments():
     with pytest.raises(ValueError, match=r"test_segments"):
         four_segments().split([])
@@ -485,11 +471,6 @@ def test_dataset_layout_and_in_memory_round_trip():
     assert_recordings_equal(Recording.from_dataset(ds), rec)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="bug: from_dataset drops every trial that is NaN throughout a segment, so a genuine "
-    "missing trial (NaN for all neurons) is lost in the .nc layout and R_s changes",
-)
 def test_dataset_round_trip_keeps_a_trial_missing_for_all_neurons():
     specs, counts = make_parts()
     counts[0][:, 1] = np.nan  # trial 1 of segment 0 missing for every neuron
@@ -498,11 +479,6 @@ def test_dataset_round_trip_keeps_a_trial_missing_for_all_neurons():
     assert back.counts[0].shape == (2, 3, 10)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason="bug: a segment whose trials are all NaN is valid for Recording, but from_dataset "
-    "drops all its trials and then refuses counts of shape (N, 0, T); such a .nc never loads",
-)
 def test_dataset_round_trip_of_a_segment_with_no_observed_trial():
     specs, counts = make_parts()
     counts[1][:] = np.nan
@@ -553,11 +529,6 @@ def test_load_refuses_a_wrong_schema(tmp_path, content, pattern):
         Recording.load(target)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=KeyError,
-    reason="bug: Recording.load indexes content['segment_ids'], content['dt'], ... directly, "
-    "so an .npz with the right schema but a missing key raises KeyError, not ValueError(path)",
-)
 def test_load_refuses_an_npz_with_missing_keys(tmp_path):
     target = tmp_path / "partial.npz"
     np.savez(target, schema=np.array(SCHEMA), dt=np.array(0.01))
@@ -611,11 +582,6 @@ def _saved_bytes(tmp_path):
     return data
 
 
-@pytest.mark.xfail(
-    strict=True, raises=zipfile.BadZipFile,
-    reason="bug: Recording.load catches ValueError, OSError and EOFError but not "
-    "zipfile.BadZipFile, which np.load raises for a truncated or damaged .npz",
-)
 @pytest.mark.parametrize("damage", ["truncated", "crc"])
 def test_load_refuses_a_truncated_or_damaged_npz(tmp_path, damage):
     data = _saved_bytes(tmp_path)

@@ -31,11 +31,6 @@ def lag_matrix_drive(weights: np.ndarray, spectrograms) -> np.ndarray:
     return np.concatenate([(lag_matrix(s, n_lags) @ flat.T).T for s in spectrograms], axis=1)
 
 
-def lag_matrix_crashes(n_time: int, n_lags: int) -> bool:
-    """Where `lag_matrix` currently raises (see test_lag_matrix_of_a_segment_shorter_than_lags)."""
-    return n_time >= 3 and n_lags >= n_time + 2
-
-
 def assert_close32(actual, expected):
     """float32 tolerance: rtol 1e-4 and atol 1e-4 of the largest magnitude."""
     expected = np.asarray(expected, dtype=float)
@@ -77,12 +72,6 @@ def test_lag_matrix_hand_built_segment_shorter_than_lags():
     np.testing.assert_array_equal(lag_matrix(spec, 4), expected)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason="bug: design.py line 106 assigns spectrogram[:, : n_time - lag] into out[lag:]; for "
-    "lag > n_time the negative stop keeps 2*n_time - lag columns, which do not broadcast into "
-    "the empty out[lag:] (e.g. T=3, L=5)",
-)
 @pytest.mark.parametrize(("n_time", "n_lags"), [(3, 5), (4, 7), (5, 7)])
 def test_lag_matrix_of_a_segment_shorter_than_lags(n_time, n_lags):
     spec = np.arange(1.0, 2 * n_time + 1).reshape(2, n_time)
@@ -103,9 +92,9 @@ def test_lag_matrix_drive_equals_loop_reference(n_lags):
 
 # --- strf_drive against the references ------------------------------------------------------
 
-# Segments shorter than n_lags (up to 7) on which lag_matrix works, and ones where it crashes.
+# Segment lengths around n_lags (1..7): shorter, equal and longer segments side by side.
 SAFE_LENGTHS = (2, 6, 1, 11)
-CRASH_LENGTHS = (3, 9, 4)
+CRASH_LENGTHS = (3, 9, 4)  # once crashed the reference (lag > T gave a negative slice stop)
 
 
 def _drive_cases():
@@ -114,14 +103,8 @@ def _drive_cases():
     for lengths in (SAFE_LENGTHS, CRASH_LENGTHS):
         for n_lags in range(1, 8):
             n_neurons = 1 + (n_lags - 1) % 3
-            marks = ()
-            if any(lag_matrix_crashes(t, n_lags) for t in lengths):
-                marks = pytest.mark.xfail(
-                    strict=True, raises=ValueError,
-                    reason="bug: lag_matrix raises for T >= 3 and n_lags >= T + 2",
-                )
             yield pytest.param(
-                lengths, n_neurons, n_lags, marks=marks,
+                lengths, n_neurons, n_lags,
                 id=f"T{'-'.join(map(str, lengths))}-N{n_neurons}-L{n_lags}",
             )
 
@@ -154,12 +137,6 @@ def test_strf_drive_equals_loop_reference(lengths, n_neurons, n_lags):
     assert_close32(drive, loop_drive(weights, specs))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: strf_drive takes n_lags from weights.shape[-1] and never checks it against "
-    "design.n_lags; with more lags than the design's zero padding it indexes padded columns "
-    "with negative (wrapping) offsets and reads across segments, silently",
-)
 def test_strf_drive_refuses_weights_with_more_lags_than_the_design():
     specs, weights = random_problem(0, [4, 3], 1, 5, n_freq=2)
     design = make_design(specs, 3)
