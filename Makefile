@@ -21,8 +21,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $@
 
+# The main job on the embedded default data: a seeded simulated recording (2 neurons,
+# natural-like stimulus, 4 segments x 4 repeats), all three activation families.
 demo: $(VENV)/.installed
-	$(VENV)/bin/bayesstrf demo --out results
+	$(VENV)/bin/bayesstrf simulate --out results/demo.npz --neurons 2 --freqs 12 --lags 8 \
+	  --time 8000 --trials 4 --segments 4 --seed 0 --force
+	$(VENV)/bin/bayesstrf compare results/demo.npz --out results --lags 8 --chains 2 \
+	  --warmup 300 --draws 300 --seed 0 --force
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check bayesstrf tests benchmarks

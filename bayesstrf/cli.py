@@ -50,6 +50,7 @@ def cmd_simulate(args) -> None:
 
     out = Path(args.out)
     _check_output(out, args.force)
+    out.parent.mkdir(parents=True, exist_ok=True)
     sim = simulate(args.activation, n_neurons=args.neurons, n_freq=args.freqs,
                    n_lags=args.lags, n_time=args.time, n_trials=args.trials,
                    n_segments=args.segments, stimulus=args.stimulus, seed=args.seed)

@@ -1,0 +1,46 @@
+"""Seeded recovery of known truths: the default fit is converged, efficient and calibrated.
+
+The full-size checks (1 neuron, F=16, L=12, T=20000, natural-like stimulus, 4 x 500 + 500) are
+`slow`; a small version runs in the fast lane so that CI exercises NUTS end to end.
+"""
+
+import arviz_stats as azs
+import numpy as np
+import pytest
+
+from bayesstrf import activations as act
+from bayesstrf import diagnose, fit, simulate
+
+
+def coverage(tree, truth: np.ndarray, prob: float = 0.9) -> float:
+    """Fraction of STRF weights whose central ``prob`` interval contains the truth."""
+    tail = (1 - prob) / 2
+    lower, upper = tree["posterior"]["strf"].quantile([tail, 1 - tail], dim=("chain", "draw"))
+    return float(((truth >= lower.values) & (truth <= upper.values)).mean())
+
+
+def test_small_recovery(tmp_path):
+    sim = simulate("softplus", n_neurons=1, n_freq=6, n_lags=4, n_time=4000, n_trials=2, seed=2)
+    tree = fit(sim.recording, "softplus", n_lags=4, chains=2, warmup=200, draws=200, seed=1,
+               progress=False)
+    report = diagnose(tree)
+    assert report.divergences == 0
+    assert report.table["max_rhat"].max() < 1.05
+    assert coverage(tree, sim.truth["strf"]) >= 0.75
+    mean = tree["posterior"]["strf"].mean(("chain", "draw")).values.ravel()
+    assert np.corrcoef(mean, sim.truth["strf"].ravel())[0, 1] > 0.8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", act.FAMILIES)
+def test_default_fit_recovers_the_truth(family):
+    sim = simulate(family, n_neurons=1, n_freq=16, n_lags=12, n_time=20000, seed=1)
+    tree = fit(sim.recording, family, n_lags=12, chains=4, warmup=500, draws=500, seed=0,
+               progress=False)
+    posterior = tree["posterior"].to_dataset()
+    rhat = azs.rhat(posterior).to_array().max()
+    assert float(rhat) < 1.01
+    assert diagnose(tree).divergences == 0
+    ess = azs.ess(posterior[list(act.get(family).params)], method="bulk")
+    assert float(ess.to_array().min()) > 400
+    assert coverage(tree, sim.truth["strf"]) >= 0.8
