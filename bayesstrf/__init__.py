@@ -15,10 +15,13 @@ _PUBLIC = {
     "fit": "bayesstrf.inference",
     "diagnose": "bayesstrf.diagnostics",
     "Diagnostics": "bayesstrf.diagnostics",
+    "compare": "bayesstrf.comparison",
+    "Comparison": "bayesstrf.comparison",
+    "predict": "bayesstrf.prediction",
     "save_fit": "bayesstrf.io",
     "load_fit": "bayesstrf.io",
 }
-_MODULES = ("activations", "strf", "metrics", "design", "model", "io")
+_MODULES = ("activations", "strf", "metrics", "design", "model", "io", "plotting")
 
 __all__ = [*_PUBLIC, *_MODULES]
 

@@ -10,7 +10,6 @@ import argparse
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 FAMILIES = ("sigmoid", "double_exponential", "softplus")
@@ -69,37 +68,75 @@ def cmd_fit(args) -> None:
     tree = fit(recording, args.activation, **_fit_kwargs(args))
     save_fit(tree, out, overwrite=args.force)
     print(diagnose(tree))
+    print(f"time: {_seconds(tree):.1f} s")
     print(f"wrote {out}")
 
 
-def cmd_compare(args) -> None:
-    from bayesstrf.diagnostics import diagnose
-    from bayesstrf.inference import fit
-    from bayesstrf.io import read_recording, save_fit
+def _seconds(tree) -> float:
+    """Wall time of a fit: MAP, warmup and sampling (compilation included)."""
+    return sum(float(tree.attrs[k]) for k in ("map_seconds", "warmup_seconds", "sampling_seconds"))
 
-    out = Path(args.out)
-    targets = [out / f"fit_{family}.nc" for family in args.activations]
-    for target in targets:
-        _check_output(target, args.force)
-    recording = read_recording(args.data)
-    print(f"data: {recording}")
-    rows = []
-    for family, target in zip(args.activations, targets, strict=True):
-        start = time.perf_counter()
-        tree = fit(recording, family, **_fit_kwargs(args))
-        seconds = time.perf_counter() - start
-        save_fit(tree, target, overwrite=args.force)
-        report = diagnose(tree)
-        for neuron, row in report.table.iterrows():
-            rows.append(f"{family:<20} {neuron:<8} {row.max_rhat:>7.3f} {row.min_ess_bulk:>9.0f} "
-                        f"{row.min_ess_tail:>9.0f} {report.divergences:>6d} "
-                        f"{report.saturated:>6d} {seconds:>8.1f}")
-        for warning in report.warnings:
-            logging.getLogger("bayesstrf").warning("%s: %s", family, warning)
+
+def _print_diagnostics(fits: dict) -> None:
+    from bayesstrf.diagnostics import diagnose
+
     print(f"{'family':<20} {'neuron':<8} {'r_hat':>7} {'ess_bulk':>9} {'ess_tail':>9} "
           f"{'div':>6} {'sat':>6} {'time_s':>8}")
-    print("\n".join(rows))
-    print(f"wrote {', '.join(str(t) for t in targets)}")
+    for family, tree in fits.items():
+        report = diagnose(tree)
+        for neuron, row in report.table.iterrows():
+            print(f"{family:<20} {neuron:<8} {row.max_rhat:>7.3f} {row.min_ess_bulk:>9.0f} "
+                  f"{row.min_ess_tail:>9.0f} {report.divergences:>6d} {report.saturated:>6d} "
+                  f"{_seconds(tree):>8.1f}")
+        for warning in report.warnings:
+            logging.getLogger("bayesstrf").warning("%s: %s", family, warning)
+
+
+def cmd_compare(args) -> None:
+    from bayesstrf.comparison import compare
+    from bayesstrf.io import read_recording, save_fit
+    from bayesstrf.report import OUTPUTS, write_report
+
+    out = Path(args.out)
+    targets = {family: out / f"fit_{family}.nc" for family in args.activations}
+    for target in [*targets.values(), *(out / name for name in OUTPUTS),
+                   out / "train.npz", out / "test.npz"]:
+        _check_output(target, args.force)
+    recording = read_recording(args.data)
+    train, test = recording.split(args.test_segments) if args.test_segments else (recording, None)
+    print(f"data: {train}" + (f"; held out: {test}" if test else ""))
+    result = compare(train, tuple(args.activations), method=args.method, **_fit_kwargs(args))
+    out.mkdir(parents=True, exist_ok=True)
+    for family, tree in result.fits.items():
+        save_fit(tree, targets[family], overwrite=args.force)
+    train.save(out / "train.npz")
+    if test is not None:
+        test.save(out / "test.npz")
+    _print_diagnostics(result.fits)
+    print(result)
+    report = write_report(result, train, out, test=test, overwrite=args.force)
+    print(f"wrote {', '.join(str(t) for t in targets.values())}")
+    print(f"report: {report}")
+
+
+def cmd_report(args) -> None:
+    from bayesstrf.comparison import compare
+    from bayesstrf.io import load_fit, read_recording
+    from bayesstrf.report import write_report
+
+    folder = Path(args.results)
+    paths = sorted(folder.glob("fit_*.nc"))
+    if len(paths) < 2 or not (folder / "train.npz").is_file():
+        raise ValueError(
+            f"results: expected a folder written by 'bayesstrf compare' (train.npz and at least "
+            f"two fit_*.nc), found {len(paths)} fits in {str(folder)!r}"
+        )
+    fits = {path.stem.removeprefix("fit_"): load_fit(path) for path in paths}
+    train = read_recording(folder / "train.npz")
+    test = read_recording(folder / "test.npz") if (folder / "test.npz").is_file() else None
+    result = compare(fits, recording=train)
+    print(result)
+    print(f"report: {write_report(result, train, folder, test=test, overwrite=True)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,8 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("data", help="recording (.npz schema or .nc)")
     compare.add_argument("--out", required=True, help="results folder")
     compare.add_argument("--activations", nargs="+", default=list(FAMILIES))
+    compare.add_argument("--test-segments", nargs="+", default=None,
+                         help="segment ids held out for prediction metrics")
+    compare.add_argument("--method", default="loo", choices=("loo", "kfold"))
     _sampler_args(compare)
     compare.set_defaults(run=cmd_compare)
+
+    report = sub.add_parser("report", help="rewrite the HTML report of a compare folder")
+    report.add_argument("results", help="folder written by 'bayesstrf compare'")
+    report.set_defaults(run=cmd_report)
     return parser
 
 

@@ -42,10 +42,9 @@ from bayesstrf.model import (
     build_priors,
     count_statistics,
     describe_priors,
-    lnp_rate,
     make_model,
-    poisson_log_likelihood,
 )
+from bayesstrf.prediction import log_likelihood
 
 logger = logging.getLogger(__name__)
 
@@ -168,31 +167,6 @@ def warmup_draws(mcmc: MCMC, model, model_args: tuple) -> np.ndarray:
     }
     draws = jax.vmap(jax.vmap(lambda point: ravel_pytree(point)[0]))(flat)
     return np.asarray(draws, dtype=float).reshape(-1, draws.shape[-1])
-
-
-def segment_log_likelihood(samples: dict, activation, design, counts, n_segments: int):
-    """Log-likelihood summed per segment for every draw.
-
-    Parameters
-    ----------
-    samples : dict of arrays with leading ``(chain, draw)``
-        Needs ``strf``, ``intercept`` and the activation's raw parameters.
-
-    Returns
-    -------
-    array (chain, draw, N, S)
-    """
-    names = ("strf", "intercept", *activation.params)
-    flat = {n: samples[n].reshape((-1, *samples[n].shape[2:])) for n in names}
-
-    def one(draw):
-        values = {n: draw[n] for n in activation.params}
-        rate = lnp_rate(activation, draw["strf"], draw["intercept"], values, design)
-        per_bin = poisson_log_likelihood(rate, counts)
-        return jax.ops.segment_sum(per_bin.T, design.segment, num_segments=n_segments).T
-
-    out = jax.lax.map(jax.jit(one), flat, batch_size=16)
-    return np.asarray(out).reshape(samples["strf"].shape[:2] + out.shape[1:])
 
 
 def sample_stats(extra: dict, max_tree_depth: int) -> dict:
@@ -320,7 +294,6 @@ def fit(
 
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = mcmc.get_extra_fields(group_by_chain=True)
-    log_lik = segment_log_likelihood(samples, family, design, counts, recording.n_segments)
 
     attrs = {
         "bayesstrf_version": bayesstrf.__version__,
@@ -346,12 +319,13 @@ def fit(
         "sampling_seconds": sampling_seconds,
         "command_line": " ".join(sys.argv),
     }
-    return to_datatree(samples, sample_stats(extra, max_tree_depth), log_lik, recording,
-                       strf_prior, attrs)
+    tree = to_datatree(samples, sample_stats(extra, max_tree_depth), recording, strf_prior, attrs)
+    tree["log_likelihood"] = xr.DataTree(log_likelihood(tree, recording).to_dataset())
+    return tree
 
 
-def to_datatree(samples, stats, log_lik, recording: Recording, strf_prior, attrs) -> xr.DataTree:
-    """Assemble the ArviZ DataTree with named dims and coordinates."""
+def to_datatree(samples, stats, recording: Recording, strf_prior, attrs) -> xr.DataTree:
+    """Assemble the ArviZ DataTree (posterior, sample_stats, observed_data) with named dims."""
     cube = ("neuron", "freq", "lag")
     dims = {name: ("neuron",) for name in samples} | {"strf": cube} | dict(strf_prior.dims)
     n_lags = samples["strf"].shape[-1]
@@ -359,9 +333,8 @@ def to_datatree(samples, stats, log_lik, recording: Recording, strf_prior, attrs
         {
             "posterior": samples,
             "sample_stats": stats,
-            "log_likelihood": {"counts": log_lik},
         },
-        dims={**dims, "counts": ["neuron", "segment"]},
+        dims=dims,
         coords={
             "neuron": recording.neuron_ids, "freq": recording.freqs,
             "lag": np.arange(n_lags), "segment": recording.segment_ids,

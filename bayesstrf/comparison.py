@@ -1,0 +1,254 @@
+"""`compare`: rank activation families (or priors) by held-out predictive accuracy.
+
+Time bins are not exchangeable, so the unit left out is a stretch of stimulus: a block of at
+most `BLOCK_BINS` consecutive bins within a segment (a whole segment when shorter), with the
+log-likelihood summed over the block. ``method="loo"`` uses PSIS-LOO (ArviZ) over these units,
+pooled over neurons and per neuron, with stacking weights and Pareto-k checks;
+``method="kfold"`` refits on K folds of whole segments, for when Pareto k is too high.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+
+import arviz_stats as azs
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import logsumexp
+
+from bayesstrf.activations import FAMILIES
+from bayesstrf.data import Recording
+from bayesstrf.inference import fit as fit_model
+from bayesstrf.metrics import (
+    bits_per_spike,
+    cc_norm_segments,
+    cc_raw,
+    draws_interval,
+    log_predictive_density,
+)
+from bayesstrf.prediction import log_likelihood, predict
+
+#: Block length of the LOO unit: 1000 bins (5 s at 5 ms), long compared with STRF lags.
+BLOCK_BINS = 1000
+PARETO_K_MAX = 0.7
+
+
+@dataclass
+class Comparison:
+    """Result of `compare`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Pooled over neurons, one row per model, best first: ``elpd``, ``se``, ``elpd_diff``,
+        ``dse``, ``weight`` (stacking; NaN for k-fold), ``pareto_k_max``.
+    per_neuron : pandas.DataFrame
+        The same per neuron (index: neuron, model).
+    method : str
+        How the held-out accuracy was estimated, in words.
+    fits : dict of name -> DataTree
+    warnings : list of str
+    """
+
+    table: pd.DataFrame
+    per_neuron: pd.DataFrame
+    method: str
+    fits: dict
+    warnings: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"method: {self.method}", self.table.to_string(float_format=lambda v: f"{v:.2f}")]
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+
+def loo_tree(fit: xr.DataTree, log_lik: xr.DataArray) -> xr.DataTree:
+    """A DataTree for ArviZ's LOO: the fit's posterior (for relative efficiency) and a
+    log-likelihood ``(chain, draw, ...)`` flattened to one ``unit`` dim."""
+    return xr.DataTree.from_dict({
+        "posterior": fit["posterior"].to_dataset(),
+        "log_likelihood": xr.Dataset({"counts": log_lik.stack(unit=log_lik.dims[2:])}),
+    })
+
+
+def _loo_table(fits: dict, log_liks: dict[str, xr.DataArray]) -> pd.DataFrame:
+    """PSIS-LOO ranking of models from their log-likelihoods over units."""
+    trees = {name: loo_tree(fits[name], ll) for name, ll in log_liks.items()}
+    with warnings.catch_warnings():  # Pareto k is reported per model in the table instead
+        warnings.filterwarnings("ignore", "Estimated shape parameter of Pareto", UserWarning)
+        table = azs.compare(trees, round_to="none")
+        table["pareto_k_max"] = [
+            float(np.max(azs.loo(trees[name], pointwise=True).pareto_k)) for name in table.index
+        ]
+    return table[["rank", "elpd", "se", "elpd_diff", "dse", "weight", "pareto_k_max"]]
+
+
+def _kfold_table(pointwise: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Ranking from held-out log predictive densities per unit (same units for every model)."""
+    names = sorted(pointwise, key=lambda n: -pointwise[n].sum())
+    best = pointwise[names[0]]
+    rows = []
+    for rank, name in enumerate(names):
+        values, diff = pointwise[name], best - pointwise[name]
+        rows.append({
+            "rank": rank, "elpd": values.sum(), "se": np.sqrt(values.size * values.var()),
+            "elpd_diff": diff.sum(), "dse": np.sqrt(diff.size * diff.var()),
+            "weight": np.nan, "pareto_k_max": np.nan,
+        })
+    return pd.DataFrame(rows, index=names)
+
+
+def _kfold(recording: Recording, models: dict, folds: int, fit_kwargs: dict):
+    """Held-out log predictive density per (neuron, segment), refitting on K segment folds."""
+    if recording.n_segments < 2:
+        raise ValueError("method: k-fold needs at least 2 segments; use method='loo'")
+    folds = min(folds, recording.n_segments)
+    assignment = np.arange(recording.n_segments) % folds
+    out = {name: np.zeros((recording.n_neurons, recording.n_segments)) for name in models}
+    fits = {}
+    for fold in range(folds):
+        held = np.flatnonzero(assignment == fold)
+        train, test = recording.split(held.tolist())
+        for name, activation in models.items():
+            tree = fit_model(train, activation, **fit_kwargs)
+            ll = log_likelihood(tree, test).values
+            flat = ll.reshape(-1, *ll.shape[2:])
+            out[name][:, held] = logsumexp(flat, axis=0) - np.log(flat.shape[0])
+            fits.setdefault(name, tree)
+    return out, fits
+
+
+def compare(
+    fits_or_recording,
+    activations: tuple[str, ...] = FAMILIES,
+    *,
+    method: str = "loo",
+    folds: int = 4,
+    block_bins: int = BLOCK_BINS,
+    recording: Recording | None = None,
+    **fit_kwargs,
+) -> Comparison:
+    """Compare models by held-out predictive accuracy, pooled over neurons and per neuron.
+
+    Parameters
+    ----------
+    fits_or_recording : Recording or dict of name -> DataTree
+        A recording (each of ``activations`` is fitted to it) or fits already made, e.g. of
+        different activations or priors (their stored per-segment log-likelihoods are used).
+    activations : tuple of str
+        Families to fit when given a recording.
+    method : {"loo", "kfold"}
+        PSIS-LOO over blocks, or K-fold refits over segments (needs a recording).
+    folds : int
+        Number of folds for ``"kfold"``.
+    block_bins : int
+        LOO unit length in bins (see module docstring).
+    recording : Recording, optional
+        With fits: the recording they were made on, so that LOO can use blocks rather than
+        the stored per-segment log-likelihoods.
+    **fit_kwargs
+        Passed to `bayesstrf.fit`.
+
+    Returns
+    -------
+    Comparison
+    """
+    if method not in ("loo", "kfold"):
+        raise ValueError(f"method: expected 'loo' or 'kfold', found {method!r}")
+    if isinstance(fits_or_recording, Recording):
+        recording = fits_or_recording
+        models = {name: name for name in activations}
+        if method == "kfold":
+            pointwise, fits = _kfold(recording, models, folds, fit_kwargs)
+            return _from_pointwise(pointwise, fits, recording.neuron_ids, folds)
+        fits = {name: fit_model(recording, name, **fit_kwargs) for name in models}
+        log_liks = {n: log_likelihood(t, recording, block_bins=block_bins) for n, t in fits.items()}
+        unit = f"PSIS-LOO over blocks of at most {block_bins} bins within segments"
+    elif isinstance(fits_or_recording, dict) and all(
+        isinstance(t, xr.DataTree) for t in fits_or_recording.values()
+    ) and len(fits_or_recording) >= 2:
+        if method == "kfold":
+            raise ValueError("method: 'kfold' refits, so it needs a Recording, not fits")
+        fits = dict(fits_or_recording)
+        if recording is None:
+            log_liks = {n: t["log_likelihood"]["counts"] for n, t in fits.items()}
+            unit = "PSIS-LOO over segments"
+        else:
+            log_liks = {n: log_likelihood(t, recording, block_bins=block_bins)
+                        for n, t in fits.items()}
+            unit = f"PSIS-LOO over blocks of at most {block_bins} bins within segments"
+    else:
+        raise TypeError(
+            "fits_or_recording: expected a Recording or a dict of at least two fits, "
+            f"found {type(fits_or_recording).__name__}"
+        )
+    table = _loo_table(fits, log_liks)
+    neurons = next(iter(log_liks.values()))["neuron"].values
+    per_neuron = pd.concat(
+        {n: _loo_table(fits, {m: ll.sel(neuron=[n]) for m, ll in log_liks.items()})
+         for n in neurons},
+        names=["neuron", "model"],
+    )
+    warnings = [
+        f"{name}: Pareto k up to {row.pareto_k_max:.2f} > {PARETO_K_MAX}: PSIS-LOO is "
+        "unreliable for some units; use method='kfold'"
+        for name, row in table.iterrows() if row.pareto_k_max > PARETO_K_MAX
+    ]
+    return Comparison(table, per_neuron, unit, fits, warnings)
+
+
+def _from_pointwise(pointwise, fits, neuron_ids, folds) -> Comparison:
+    table = _kfold_table({n: v.ravel() for n, v in pointwise.items()})
+    per_neuron = pd.concat(
+        {nid: _kfold_table({n: v[i] for n, v in pointwise.items()})
+         for i, nid in enumerate(neuron_ids)},
+        names=["neuron", "model"],
+    )
+    return Comparison(table, per_neuron, f"{folds}-fold cross-validation over segments", fits)
+
+
+def held_out_metrics(fit: xr.DataTree, recording: Recording, *, prob: float = 0.9,
+                     max_draws: int = 200) -> pd.DataFrame:
+    """Prediction metrics of a fit on (held-out) segments, per neuron.
+
+    CCnorm (Schoppe et al. 2016) and CCraw are computed per segment and length-weighted, for
+    the posterior-mean prediction and, as a ``prob`` interval, for each posterior draw
+    (CCnorm is NaN without at least 2 complete trials in every segment); bits
+    per spike are relative to the fit's training mean rate; ``lpd`` is the log predictive
+    density summed over segments (nats).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: neuron; columns ``cc_norm``, ``cc_norm_lower``, ``cc_norm_upper``, ``cc_raw``,
+        ``bits_per_spike``, ``lpd``.
+    """
+    rates = predict(fit, recording, max_draws=max_draws).values  # (sample, neuron, time)
+    bounds = np.cumsum([0, *recording.segment_lengths])
+    pieces = list(zip(bounds[:-1], bounds[1:], strict=True))
+    baseline = json.loads(fit.attrs["hyperparameters"])["mean_rate"]
+    rows = {}
+    for n, neuron in enumerate(recording.neuron_ids):
+        observed = [counts[n] for counts in recording.counts]
+        draws = [rates[:, n, a:b] for a, b in pieces]
+        mean = [d.mean(0) for d in draws]
+        repeated = all((~np.isnan(y).any(axis=1)).sum() >= 2 for y in observed)
+        per_draw = [cc_norm_segments([d[i] for d in draws], observed) if repeated else np.nan
+                    for i in range(rates.shape[0])]
+        _, lower, upper = draws_interval(per_draw, prob)
+        spikes = np.array([np.nansum(y) for y in observed])
+        bits = [bits_per_spike(m, y, baseline[n]) if s else 0.0
+                for m, y, s in zip(mean, observed, spikes, strict=True)]
+        lengths = recording.segment_lengths
+        rows[neuron] = {
+            "cc_norm": cc_norm_segments(mean, observed) if repeated else np.nan,
+            "cc_norm_lower": lower, "cc_norm_upper": upper,
+            "cc_raw": float(np.average([cc_raw(m, y) for m, y in zip(mean, observed, strict=True)],
+                                       weights=lengths)),
+            "bits_per_spike": float(np.dot(bits, spikes) / max(spikes.sum(), 1)),
+            "lpd": float(sum(log_predictive_density(d, y)
+                             for d, y in zip(draws, observed, strict=True))),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("neuron")

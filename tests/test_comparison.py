@@ -1,0 +1,51 @@
+"""compare: PSIS-LOO tables against ArviZ, per neuron, k-fold by segment, errors."""
+
+import arviz_stats as azs
+import numpy as np
+import pytest
+import xarray as xr
+
+from bayesstrf import compare, fit
+from tests.conftest import TINY_FIT
+
+
+@pytest.fixture(scope="module")
+def sigmoid_fit(tiny_simulation):
+    return fit(tiny_simulation.recording, "sigmoid", **TINY_FIT)
+
+
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto")
+def test_loo_over_fits_matches_arviz(tiny_fit, sigmoid_fit):
+    result = compare({"softplus": tiny_fit, "sigmoid": sigmoid_fit})
+    assert set(result.table.index) == {"softplus", "sigmoid"}
+    assert result.method == "PSIS-LOO over segments"
+    ll = tiny_fit["log_likelihood"]["counts"].stack(unit=("neuron", "segment"))
+    expected = azs.loo(xr.DataTree.from_dict({
+        "posterior": tiny_fit["posterior"].to_dataset(),
+        "log_likelihood": xr.Dataset({"counts": ll})}))
+    np.testing.assert_allclose(result.table.loc["softplus", "elpd"], expected.elpd, rtol=1e-6)
+    assert result.table["elpd"].iloc[0] >= result.table["elpd"].iloc[1]
+    np.testing.assert_allclose(result.table["weight"].sum(), 1.0, rtol=1e-6)
+    assert set(result.per_neuron.index.get_level_values("neuron")) == {"n0", "n1"}
+    pooled = result.per_neuron.xs("softplus", level="model")["elpd"].sum()
+    np.testing.assert_allclose(pooled, result.table.loc["softplus", "elpd"], rtol=1e-2)
+
+
+def test_kfold_refits_by_segment(tiny_simulation):
+    result = compare(tiny_simulation.recording, ("softplus", "exponential"), method="kfold",
+                     folds=3, **{**TINY_FIT, "warmup": 20, "draws": 10, "chains": 1})
+    assert result.method == "3-fold cross-validation over segments"
+    assert list(result.table["rank"]) == [0, 1]
+    assert np.isfinite(result.table["elpd"]).all()
+
+
+@pytest.mark.parametrize(
+    ("arg", "kwargs", "error", "pattern"),
+    [
+        ({}, {}, TypeError, r"fits_or_recording: expected a Recording or a dict"),
+        (None, {"method": "waic"}, ValueError, r"method: expected 'loo' or 'kfold'"),
+    ],
+)
+def test_bad_arguments(tiny_fit, arg, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        compare(arg if arg is not None else {"a": tiny_fit, "b": tiny_fit}, **kwargs)

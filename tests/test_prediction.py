@@ -1,0 +1,65 @@
+"""predict and log_likelihood on (new) recordings, against a lag-matrix reference."""
+
+import numpy as np
+import pytest
+from scipy.stats import poisson
+
+from bayesstrf import activations as act
+from bayesstrf import simulate
+from bayesstrf.design import lag_matrix
+from bayesstrf.prediction import log_likelihood, predict, units
+
+
+def reference_rate(post, spec, family):
+    drive = lag_matrix(spec, post["strf"].shape[-1]) @ post["strf"].reshape(
+        post["strf"].shape[0], -1).T + post["intercept"]
+    values = {name: post[name] for name in family.params}
+    return np.asarray(family.rate(drive, values)).T
+
+
+def test_predict_matches_reference_on_new_data(tiny_fit):
+    new = simulate("softplus", n_neurons=2, n_freq=4, n_lags=3, n_time=300, n_segments=2,
+                   seed=9).recording
+    rates = predict(tiny_fit, new, max_draws=5)
+    assert rates.dims == ("sample", "neuron", "time") and rates.shape == (5, 2, 300)
+    flat = tiny_fit["posterior"].to_dataset().stack(s=("chain", "draw")).transpose("s", ...)
+    last = {name: flat[name].values[-1] for name in ("strf", "intercept", "raw_beta", "raw_b")}
+    expected = np.concatenate([reference_rate(last, s, act.get("softplus"))
+                               for s in new.spectrograms], axis=1)
+    np.testing.assert_allclose(rates[-1], expected, rtol=1e-4)  # thinning keeps the last draw
+
+
+def test_block_log_likelihood_sums_to_segment_totals(tiny_fit, tiny_simulation):
+    rec = tiny_simulation.recording
+    segments = log_likelihood(tiny_fit, rec)
+    np.testing.assert_allclose(segments, tiny_fit["log_likelihood"]["counts"], rtol=1e-5)
+    blocks = log_likelihood(tiny_fit, rec, block_bins=60)
+    assert blocks.dims[-1] == "block" and blocks.sizes["block"] == 3 * 4  # 200 bins -> 4 blocks
+    by_segment = blocks.groupby(xr_segment(blocks)).sum().values
+    np.testing.assert_allclose(by_segment, segments.values, rtol=1e-4)
+
+
+def xr_segment(blocks):
+    import xarray as xr
+
+    return xr.DataArray([b.split(":")[0] for b in blocks["block"].values], dims="block",
+                        name="seg")
+
+
+def test_log_likelihood_matches_scipy_for_one_draw(tiny_fit, tiny_simulation):
+    rec = tiny_simulation.recording
+    post = tiny_fit["posterior"].to_dataset().isel(chain=0, draw=0)
+    values = {name: post[name].values for name in ("strf", "intercept", "raw_beta", "raw_b")}
+    got = log_likelihood(tiny_fit, rec, block_bins=1000).isel(chain=0, draw=0).values
+    for s, (spec, counts) in enumerate(zip(rec.spectrograms, rec.counts, strict=True)):
+        rate = reference_rate(values, spec, act.get("softplus"))
+        np.testing.assert_allclose(
+            got[:, s], poisson.logpmf(counts, rate[:, None]).sum((1, 2)), rtol=1e-4)
+
+
+def test_mismatched_recording_and_bad_blocks(tiny_fit, tiny_simulation):
+    other = simulate("softplus", n_neurons=1, n_freq=4, n_lags=3, n_time=100, seed=1).recording
+    with pytest.raises(ValueError, match=r"recording: expected 2 neurons and 4 frequencies"):
+        predict(tiny_fit, other)
+    with pytest.raises(ValueError, match=r"block_bins: expected a positive integer"):
+        units(tiny_simulation.recording, 0)

@@ -1,0 +1,51 @@
+"""write_report: self-contained HTML with embedded figures, CSV/JSON summaries, no overwrite."""
+
+import base64
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from bayesstrf import compare, fit
+from bayesstrf.report import write_report
+from tests.conftest import TINY_FIT
+
+
+@pytest.fixture(scope="module")
+def comparison(tiny_fit, tiny_simulation):
+    other = fit(tiny_simulation.recording, "double_exponential", **TINY_FIT)
+    return compare({"softplus": tiny_fit, "double_exponential": other},
+                   recording=tiny_simulation.recording, block_bins=100)
+
+
+def test_report_files(comparison, tiny_simulation, tmp_path):
+    train, test = tiny_simulation.recording.split(["stim2"])
+    path = write_report(comparison, train, tmp_path, test=test)
+    page = path.read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    # comparison + 2 neurons x 2 models x (STRF, nonlinearity, PSTH)
+    assert len(images) == 1 + 2 * 2 * 3
+    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    assert "http" not in page.replace("http-equiv", "")  # opens offline
+    assert "PSIS-LOO over blocks of at most 100 bins" in page
+    summary = pd.read_csv(tmp_path / "summary.csv", index_col=[0, 1])
+    assert set(summary.index.get_level_values(0)) == {"softplus", "double_exponential"}
+    assert {"elpd", "max_rhat", "cc_norm", "bits_per_spike", "lpd"} <= set(summary.columns)
+    diagnostics = json.loads((tmp_path / "diagnostics.json").read_text())
+    assert set(diagnostics) == {"softplus", "double_exponential"}
+    assert diagnostics["softplus"]["warnings"]  # 40 draws per chain: ESS warnings expected
+    assert "warning" in page
+
+
+def test_existing_outputs_are_kept(comparison, tiny_simulation, tmp_path):
+    (tmp_path / "summary.csv").write_text("mine")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write_report(comparison, tiny_simulation.recording, tmp_path)
+    assert (tmp_path / "summary.csv").read_text() == "mine"
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_rejects_non_comparisons(tiny_simulation, tmp_path):
+    with pytest.raises(TypeError, match="comparison: expected a Comparison"):
+        write_report({}, tiny_simulation.recording, tmp_path)
