@@ -75,6 +75,12 @@ def loo_tree(fit: xr.DataTree, log_lik: xr.DataArray) -> xr.DataTree:
 
 def _loo_table(fits: dict, log_liks: dict[str, xr.DataArray]) -> pd.DataFrame:
     """PSIS-LOO ranking of models from their log-likelihoods over units."""
+    for name, ll in log_liks.items():
+        if ll.sizes["chain"] * ll.sizes["draw"] < 30:
+            raise ValueError(
+                f"draws: PSIS-LOO needs at least 30 posterior draws in all, found "
+                f"{ll.sizes['chain'] * ll.sizes['draw']} for {name!r}"
+            )
     trees = {name: loo_tree(fits[name], ll) for name, ll in log_liks.items()}
     with warnings.catch_warnings():  # Pareto k is reported per model in the table instead
         warnings.filterwarnings("ignore", "Estimated shape parameter of Pareto", UserWarning)

@@ -69,7 +69,10 @@ def _per_neuron(stat: xr.Dataset, reduce: str) -> tuple[pd.Series, pd.Series]:
         frames.append(reduced.to_series().rename(name))
     table = pd.concat(frames, axis=1)
     worst = getattr(table, reduce)(axis=1)
-    which = table.idxmax(axis=1) if reduce == "max" else table.idxmin(axis=1)
+    which = table.apply(
+        lambda row: "" if row.isna().all() else (row.idxmax() if reduce == "max" else row.idxmin()),
+        axis=1,
+    )
     return worst, which
 
 
@@ -111,8 +114,10 @@ def diagnose(fit: xr.DataTree) -> Diagnostics:
     n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
 
     warnings = []
+    if n_chains < 2:
+        warnings.append("r_hat needs at least 2 chains: run chains=4 to check convergence")
     for neuron, row in table.iterrows():
-        if not row.rhat_ok:
+        if n_chains >= 2 and not row.rhat_ok:
             warnings.append(
                 f"r_hat {row.max_rhat:.3f} >= {RHAT_MAX} for {row.worst_rhat} of neuron "
                 f"{neuron}: chains disagree; run longer (more warmup and draws) or check for "

@@ -271,7 +271,8 @@ def fit(
     model = make_model(family, strf_prior, prior_set, recording.n_neurons)
     args = (design, counts)
 
-    key_map, key_jitter, key_explore, key_sample = jax.random.split(jax.random.PRNGKey(seed), 4)
+    key_map, key_jitter, key_explore, key_sample, key_scale = jax.random.split(
+        jax.random.PRNGKey(seed), 5)
     start = time.perf_counter()
     point, potential, _ = find_map(model, args, key_map)
     metric = laplace_covariance(potential, ravel_pytree(point)[0])
@@ -293,6 +294,7 @@ def fit(
     sampling_seconds = time.perf_counter() - start
 
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    samples["strf_scale"] = np.asarray(strf_prior.scale_draws(samples["strf_std"], key_scale))
     extra = mcmc.get_extra_fields(group_by_chain=True)
 
     attrs = {

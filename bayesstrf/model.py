@@ -129,7 +129,12 @@ def make_model(
             expected = jnp.broadcast_to(rate[:, None], shape)
             numpyro.sample("counts", dist.Poisson(expected).to_event(3))
         else:
-            numpyro.factor("log_likelihood", poisson_log_likelihood(rate, counts).sum())
+            log_lik = dist.Unit(poisson_log_likelihood(rate, counts).sum())
+            # numpyro.factor spelled out: it reaches Unit through the attribute
+            # numpyro.distributions.distribution, which importing arviz_base before numpyro
+            # leaves unset (arviz-base 1.3, numpyro 0.22)
+            numpyro.sample("log_likelihood", log_lik, obs=log_lik.sample(None),
+                           infer={"is_auxiliary": True})
 
     return model
 

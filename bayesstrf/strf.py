@@ -67,9 +67,11 @@ class Ridge:
     ``strf_std[n] | v_n ~ Normal(0, v_n I)``, ``v_n ~ InverseGamma(df / 2, df s^2 / 2)`` with
     ``s = drive_scale / sqrt(F L)``, so that with a standardised white stimulus the prior sd of
     the drive is about ``drive_scale``. The sampler sees the marginal multivariate-t prior
-    (`IsotropicStudentT`): no funnel between the scale and 200-odd weights, whose slow mixing
-    otherwise caps the scale's ESS. ``strf_scale`` reports ``sqrt(E[v_n | strf_std])``, the
-    exact conditional posterior mean of the variance (inverse gamma), per draw.
+    (`IsotropicStudentT`): no funnel between the scale and 200-odd weights. After sampling,
+    `scale_draws` draws ``strf_scale = sqrt(v_n)`` from its exact conditional posterior
+    ``InverseGamma(df / 2 + D / 2, df s^2 / 2 + |strf_std[n]|^2 / 2)``, one per draw, which
+    completes a draw of the joint posterior (as NumPyro's ``infer_discrete`` does for
+    marginalised discrete sites).
 
     Parameters
     ----------
@@ -96,14 +98,19 @@ class Ridge:
 
     def sample(self, n_neurons: int, n_freq: int, n_lags: int) -> jnp.ndarray:
         """Sample the latents; return internal-basis weights ``(N, F, L)``."""
-        dim = n_freq * n_lags
-        scale = self.drive_scale / math.sqrt(dim) * jnp.ones(n_neurons)
-        weights = numpyro.sample(
+        scale = self.drive_scale / math.sqrt(n_freq * n_lags) * jnp.ones(n_neurons)
+        return numpyro.sample(
             "strf_std", IsotropicStudentT(self.df, scale, (n_neurons, n_freq, n_lags))
         )
-        rate = self.df * scale**2 / 2 + jnp.sum(weights**2, axis=(1, 2)) / 2
-        numpyro.deterministic("strf_scale", jnp.sqrt(rate / (self.df / 2 + dim / 2 - 1)))
-        return weights
+
+    def scale_draws(self, weights, key) -> jnp.ndarray:
+        """Posterior draws of ``strf_scale (..., N)`` given draws of ``strf_std (..., N, F, L)``."""
+        dim = weights.shape[-2] * weights.shape[-1]
+        prior_rate = self.df * (self.drive_scale / math.sqrt(dim)) ** 2 / 2
+        posterior = dist.InverseGamma(
+            self.df / 2 + dim / 2, prior_rate + jnp.sum(jnp.square(weights), axis=(-2, -1)) / 2
+        )
+        return jnp.sqrt(posterior.sample(key))
 
     def spec(self) -> dict:
         """JSON-able description, stored in the fit's attrs."""
