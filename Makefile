@@ -26,8 +26,8 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/bayesstrf simulate --out results/demo.npz --neurons 2 --freqs 12 --lags 8 \
 	  --time 8000 --trials 4 --segments 4 --seed 0 --force
-	$(VENV)/bin/bayesstrf compare results/demo.npz --out results --lags 8 --chains 2 \
-	  --warmup 300 --draws 300 --seed 0 --force
+	$(VENV)/bin/bayesstrf compare results/demo.npz --out results --lags 8 --chains 4 \
+	  --warmup 300 --draws 400 --seed 0 --force --quiet
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check bayesstrf tests benchmarks

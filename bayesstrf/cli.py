@@ -16,8 +16,9 @@ FAMILIES = ("sigmoid", "double_exponential", "softplus")
 
 
 def _use_cores(chains: int) -> None:
-    """Let parallel chains use the CPU cores; must run before JAX starts its backend."""
-    count = max(1, min(chains, os.cpu_count() or 1))
+    """One host device per chain, so that chains run in parallel on the CPU cores (JAX's
+    threads share them when chains outnumber cores); must run before JAX starts."""
+    count = max(1, chains)
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
