@@ -11,7 +11,7 @@ FIND_PYTHON = for c in "$$PYTHON" python3.13 python3.12 $$(ls -d $(PYENV_ROOT)/v
 	  "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v "$$c"; break; }; \
 	done
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all clean
 
 $(VENV)/.installed: pyproject.toml
 	@py=$$($(FIND_PYTHON)); \
@@ -30,14 +30,11 @@ demo: $(VENV)/.installed
 	  --warmup 300 --draws 400 --seed 0 --force --quiet
 
 test: $(VENV)/.installed
-	$(PY) -m ruff check bayesstrf tests benchmarks
+	$(PY) -m ruff check bayesstrf tests
 	$(PY) -m pytest -q -m "not slow"
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q
-
-bench: $(VENV)/.installed
-	$(PY) -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
