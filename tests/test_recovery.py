@@ -20,8 +20,8 @@ def coverage(tree, truth: np.ndarray, prob: float = 0.9) -> float:
 
 
 def test_small_recovery(tmp_path):
-    sim = simulate("softplus", n_neurons=1, n_freq=6, n_lags=4, n_time=4000, n_trials=2, seed=2)
-    tree = fit(sim.recording, "softplus", n_lags=4, chains=2, warmup=400, draws=200, seed=1,
+    sim = simulate("softplus", n_neurons=1, n_freq=6, n_lags=4, n_time=8000, n_trials=2, seed=2)
+    tree = fit(sim.recording, "softplus", n_lags=4, chains=2, warmup=300, draws=200, seed=1,
                progress=False)
     report = diagnose(tree)
     assert report.divergences == 0
