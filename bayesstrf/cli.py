@@ -34,7 +34,7 @@ def _sampler_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strf", default="ridge", help="STRF prior (default ridge)")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -195,7 +195,7 @@ def fit(
     n_lags: int = 12,
     chains: int = 4,
     warmup: int = 500,
-    draws: int = 500,
+    draws: int = 1000,
     seed: int = 0,
     progress: bool = True,
     priors: dict | None = None,
@@ -216,7 +216,9 @@ def fit(
     n_lags : int
         Lags of the STRF, lag 0 = current bin.
     chains, warmup, draws : int
-        NUTS chains, adaptation iterations and kept draws per chain.
+        NUTS chains, adaptation iterations and kept draws per chain. 1000 draws (Stan's
+        default): with 500, the slowest direction (the STRF's norm, ESS ~600 of 2000) left
+        r_hat at 1.012 on a simulated double-exponential neuron.
     seed : int
         The only source of randomness: the same seed on the same machine gives the same draws.
     progress : bool

@@ -1,7 +1,8 @@
 """Seeded recovery of known truths: the default fit is converged, efficient and calibrated.
 
-The full-size checks (1 neuron, F=16, L=12, T=20000, natural-like stimulus, 4 x 500 + 500) are
-`slow`; a small version runs in the fast lane so that CI exercises NUTS end to end.
+The full-size checks (1 neuron, F=16, L=12, T=20000, natural-like stimulus, the default fit:
+4 chains x (500 warmup + 1000 draws)) are `slow`; a small version runs in the fast lane so that
+CI exercises NUTS end to end.
 """
 
 import arviz_stats as azs
@@ -35,7 +36,7 @@ def test_small_recovery(tmp_path):
 @pytest.mark.parametrize("family", act.FAMILIES)
 def test_default_fit_recovers_the_truth(family):
     sim = simulate(family, n_neurons=1, n_freq=16, n_lags=12, n_time=20000, seed=1)
-    tree = fit(sim.recording, family, n_lags=12, chains=4, warmup=500, draws=500, seed=0,
+    tree = fit(sim.recording, family, n_lags=12, chains=4, seed=0,
                progress=False)
     posterior = tree["posterior"].to_dataset()
     rhat = azs.rhat(posterior).to_array().max()
