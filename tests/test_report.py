@@ -3,7 +3,10 @@
 import base64
 import json
 import re
+import shutil
+import subprocess
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
@@ -49,3 +52,31 @@ def test_existing_outputs_are_kept(comparison, tiny_simulation, tmp_path):
 def test_rejects_non_comparisons(tiny_simulation, tmp_path):
     with pytest.raises(TypeError, match="comparison: expected a Comparison"):
         write_report({}, tiny_simulation.recording, tmp_path)
+
+
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(name)), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium on PATH (apt install chromium)")
+def test_report_renders_in_headless_chromium(comparison, tiny_simulation, tmp_path):
+    """Issue 3: opened offline in a real browser, every figure decodes and the page paints."""
+    path = write_report(comparison, tiny_simulation.recording, tmp_path / "report")
+    probe = tmp_path / "probe.html"  # the report plus a script that counts undecodable images
+    probe.write_text(path.read_text().replace("</body>", (
+        "<script>window.addEventListener('load', () => { const imgs = [...document.images];"
+        " document.body.insertAdjacentHTML('beforeend', '<p id=\"probe\">' + imgs.length + ':'"
+        " + imgs.filter(i => !i.complete || i.naturalWidth === 0).length + '</p>'); });"
+        "</script></body>")))
+    browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access",
+               "--virtual-time-budget=10000"]
+    dom = subprocess.run([*browser, "--dump-dom", probe.as_uri()], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    found, broken = map(int, re.search(r'id="probe">(\d+):(\d+)<', dom).groups())
+    assert (found, broken) == (1 + 2 * 2 * 3, 0)  # comparison + neurons x models x 3
+    shot = tmp_path / "shot.png"
+    subprocess.run([*browser, f"--screenshot={shot}", "--window-size=1200,2400", path.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    pixels = plt.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2400, 1200)
+    assert (pixels.mean(-1) < 0.9).mean() > 0.02  # text, tables and figures, not a blank page
