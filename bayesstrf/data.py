@@ -35,6 +35,9 @@ import numpy as np
 
 SCHEMA = "bayesstrf.recording/1"
 
+#: Largest count per bin: integers above 2**24 are not exact in float32, as the model computes.
+MAX_COUNT = 2**24
+
 
 def _as_list(value, name: str, ndim: int) -> list[np.ndarray]:
     items = list(value) if isinstance(value, list | tuple) else [value]
@@ -66,6 +69,11 @@ def _check_counts(counts: np.ndarray, where: str) -> None:
         raise ValueError(f"{where}: expected finite counts (NaN = missing), found Inf")
     if (present < 0).any():
         raise ValueError(f"{where}: expected non-negative counts, found minimum {present.min()}")
+    if (present > MAX_COUNT).any():
+        raise ValueError(
+            f"{where}: expected counts of at most {MAX_COUNT} per bin (exact in float32), "
+            f"found {present.max():g}"
+        )
     fractional = present != np.round(present)
     if fractional.any():
         raise ValueError(
@@ -83,6 +91,36 @@ def _ids(value, n: int, name: str, prefix: str) -> np.ndarray:
     if len(set(ids.tolist())) != n:
         raise ValueError(f"{name}: expected unique ids, found duplicates in {ids.tolist()}")
     return ids
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, never unpickling: object arrays and pickles are refused."""
+    with open(path, "rb") as handle:
+        head = handle.read(1)
+    if not zipfile.is_zipfile(path):
+        what = "a pickle" if head == b"\x80" else "not a zip archive of .npy arrays"
+        raise ValueError(
+            f"path: cannot read {str(path)!r} as .npz: {what}; bayesstrf never unpickles"
+        )
+    content, pickled = {}, []
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as npz:
+            for key in npz.files:
+                try:
+                    content[key] = npz[key]
+                except ValueError as error:
+                    if "allow_pickle" not in str(error):
+                        raise
+                    pickled.append(key)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        message = " ".join(str(error).split())
+        raise ValueError(f"path: cannot read {str(path)!r} as .npz: {message}") from None
+    if pickled:
+        raise ValueError(
+            f"path: {str(path)!r} holds pickled object arrays {pickled}; "
+            "bayesstrf never unpickles"
+        )
+    return content
 
 
 class Recording:
@@ -306,32 +344,41 @@ class Recording:
                 ) from None
         if path.suffix != ".npz":
             raise ValueError(f"path: expected a .npz or .nc file, found {path.name!r}")
-        try:
-            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as npz:
-                content = {key: npz[key] for key in npz.files}
-        except ValueError as error:
-            raise ValueError(
-                f"path: {str(path)!r} holds pickled objects or is not a valid .npz ({error}); "
-                "bayesstrf never unpickles"
-            ) from None
-        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-            raise ValueError(f"path: cannot read {str(path)!r} as .npz: {error}") from None
+        content = _read_npz(path)
         if str(content.get("schema", "")) != SCHEMA:
             raise ValueError(
                 f"path: expected schema {SCHEMA!r} in {path.name}, "
                 f"found {str(content.get('schema', 'none'))!r}"
             )
-        n_segments = len(content.get("segment_ids", []))
-        required = ["dt", "freqs", "neuron_ids", "segment_ids"] + [
+        segment_ids = content.get("segment_ids", np.array([]))
+        if segment_ids.ndim != 1:
+            raise ValueError(
+                f"segment_ids: expected a 1-D array of names in {path.name}, "
+                f"found shape {segment_ids.shape}"
+            )
+        n_segments = len(segment_ids)
+        required = ["schema", "dt", "freqs", "neuron_ids", "segment_ids"] + [
             f"{kind}_{i}" for i in range(n_segments) for kind in ("spectrogram", "counts")
         ]
         missing = [key for key in required if key not in content]
         if missing:
             raise ValueError(f"path: {path.name} lacks the keys {missing} of schema {SCHEMA!r}")
+        extra = sorted(set(content) - set(required))
+        if extra:
+            raise ValueError(
+                f"path: {path.name} holds keys {extra} outside schema {SCHEMA!r} "
+                f"(segment_ids names {n_segments} segments); nothing is dropped silently"
+            )
+        dt = content["dt"]
+        if dt.shape != () or dt.dtype.kind not in "iuf":
+            shown = repr(dt.item()) if dt.shape == () else f"an array of shape {dt.shape}"
+            raise ValueError(
+                f"dt: expected a bin width in seconds (one number) in {path.name}, found {shown}"
+            )
         return cls(
             [content[f"spectrogram_{i}"] for i in range(n_segments)],
             [content[f"counts_{i}"] for i in range(n_segments)],
-            float(content["dt"]),
+            dt.item(),
             freqs=content["freqs"],
             neuron_ids=content["neuron_ids"],
             segment_ids=content["segment_ids"],
