@@ -47,6 +47,14 @@ def make_design(spectrograms: list[np.ndarray], n_lags: int) -> Design:
         raise ValueError(f"n_lags: expected a positive integer, found {n_lags!r}")
     if not spectrograms:
         raise ValueError("spectrograms: expected at least one segment, found none")
+    largest = np.finfo(np.float32).max
+    for index, spec in enumerate(spectrograms):
+        if not (np.abs(spec) <= largest).all():  # also refuses NaN
+            raise ValueError(
+                f"spectrogram[{index}]: expected values within float32 range "
+                f"(|x| <= {largest:.3g}), the model computes in float32; found "
+                f"max |x| = {np.max(np.abs(spec)):.3g}"
+            )
     n_freq = spectrograms[0].shape[0]
     blocks, valid, segment, start = [], [], [], 0
     for index, spec in enumerate(spectrograms):
