@@ -13,6 +13,7 @@ from pathlib import Path
 
 import xarray as xr
 
+import bayesstrf
 from bayesstrf.data import Recording
 
 FIT_SCHEMA = "bayesstrf.fit/1"
@@ -32,6 +33,15 @@ def save_fit(fit: xr.DataTree, path: str | os.PathLike, *, overwrite: bool = Fal
         When ``path`` exists and ``overwrite`` is False.
     """
     path = Path(path)
+    if not isinstance(fit, xr.DataTree):
+        raise TypeError(
+            f"fit: expected an xarray.DataTree from bayesstrf.fit, found {type(fit).__name__}"
+        )
+    if "posterior" not in fit.children:
+        raise ValueError(
+            "fit: expected a DataTree with a 'posterior' group, "
+            f"found groups {sorted(fit.children)}"
+        )
     if path.suffix != ".nc":
         raise ValueError(f"path: expected a .nc file name for a fit, found {path.name!r}")
     if path.exists() and not overwrite:
@@ -66,11 +76,30 @@ def load_fit(path: str | os.PathLike) -> xr.DataTree:
         with xr.open_datatree(path, engine="h5netcdf") as tree:
             tree = tree.load()
     except Exception as error:  # h5py and h5netcdf raise many types for corrupt files
-        raise ValueError(f"path: cannot read {str(path)!r} as a netCDF fit ({error})") from None
+        message = " ".join(str(error).split())
+        raise ValueError(
+            f"path: cannot read {str(path)!r} as a netCDF fit (truncated or corrupt? {message})"
+        ) from None
     schema = tree.attrs.get("schema")
     if schema != FIT_SCHEMA:
+        raise ValueError(f"path: {str(path)!r} {_schema_problem(schema)}")
+    if "posterior" not in tree.children or "strf" not in tree["posterior"].data_vars:
         raise ValueError(
-            f"path: expected a bayesstrf fit of schema {FIT_SCHEMA!r}, found {schema!r} "
-            "(written by another version?)"
+            f"path: {str(path)!r} lacks the group 'posterior' with variable 'strf' that every "
+            f"bayesstrf fit holds; found groups {sorted(tree.children)}"
         )
     return tree
+
+
+def _schema_problem(schema) -> str:
+    """Why a fit file's ``schema`` attribute is not one this version reads."""
+    name, _, version = str(schema).partition("/")
+    current = int(FIT_SCHEMA.partition("/")[2])
+    if schema is None or name != FIT_SCHEMA.partition("/")[0]:
+        return f"is not a bayesstrf fit: expected schema {FIT_SCHEMA!r}, found {schema!r}"
+    if version.isdigit() and int(version) > current:
+        return (
+            f"has schema {schema!r}, newer than this bayesstrf {bayesstrf.__version__} reads "
+            f"({FIT_SCHEMA!r}): upgrade bayesstrf"
+        )
+    return f"has schema {schema!r}, incompatible with this bayesstrf's {FIT_SCHEMA!r}"
