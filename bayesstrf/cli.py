@@ -7,6 +7,7 @@ Exit codes: 0 success; 2 bad input (one line on stderr, no traceback, nothing wr
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import sys
@@ -24,18 +25,55 @@ def _use_cores(chains: int) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
 
 
-def _check_output(path: Path, force: bool) -> None:
+class _UsageError(Exception):
+    """A command line that argparse cannot parse; `main` prints it as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print the usage too, then exit
+        raise _UsageError(message)
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, found {text!r}") from None
+
+
+def _check_output(path: Path, force: bool, suffixes: tuple[str, ...] = ()) -> None:
+    """Refuse an output before any work: wrong suffix, a file in the way of its folder, or an
+    existing file without ``--force``."""
+    if suffixes and path.suffix not in suffixes:
+        raise ValueError(
+            f"--out: expected a {' or '.join(suffixes)} file name{_WHAT.get(suffixes, '')}, "
+            f"found {path.name!r}"
+        )
+    folder = next((p for p in path.parents if p.exists()), Path("."))
+    if not folder.is_dir():
+        raise ValueError(f"--out: expected a folder to write into, found the file {str(folder)!r}")
     if path.exists() and not force:
         raise FileExistsError(f"--out: {str(path)!r} exists; pass --force to overwrite it")
 
 
+_WHAT = {(".nc",): " for the fit"}
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _sampler_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lags", type=int, default=12, help="STRF lags (default 12)")
+    parser.add_argument("--lags", type=_integer, default=12, help="STRF lags (default 12)")
     parser.add_argument("--strf", default="ridge", help="STRF prior (default ridge)")
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chains", type=_integer, default=4)
+    parser.add_argument("--warmup", type=_integer, default=500)
+    parser.add_argument("--draws", type=_integer, default=1000)
+    parser.add_argument("--seed", type=_integer, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -49,7 +87,7 @@ def cmd_simulate(args) -> None:
     from bayesstrf.simulation import simulate
 
     out = Path(args.out)
-    _check_output(out, args.force)
+    _check_output(out, args.force, (".npz", ".nc"))
     out.parent.mkdir(parents=True, exist_ok=True)
     sim = simulate(args.activation, n_neurons=args.neurons, n_freq=args.freqs,
                    n_lags=args.lags, n_time=args.time, n_trials=args.trials,
@@ -64,9 +102,10 @@ def cmd_fit(args) -> None:
     from bayesstrf.io import read_recording, save_fit
 
     out = Path(args.out)
-    _check_output(out, args.force)
+    _check_output(out, args.force, (".nc",))
     recording = read_recording(args.data)
     tree = fit(recording, args.activation, **_fit_kwargs(args))
+    tree.attrs["input_sha256"] = _sha256(args.data)
     save_fit(tree, out, overwrite=args.force)
     print(diagnose(tree))
     print(f"time: {_seconds(tree):.1f} s")
@@ -99,6 +138,8 @@ def cmd_compare(args) -> None:
     from bayesstrf.report import OUTPUTS, write_report
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: expected a results folder, found the file {str(out)!r}")
     targets = {family: out / f"fit_{family}.nc" for family in args.activations}
     for target in [*targets.values(), *(out / name for name in OUTPUTS),
                    out / "train.npz", out / "test.npz"]:
@@ -108,7 +149,9 @@ def cmd_compare(args) -> None:
     print(f"data: {train}" + (f"; held out: {test}" if test else ""))
     result = compare(train, tuple(args.activations), method=args.method, **_fit_kwargs(args))
     out.mkdir(parents=True, exist_ok=True)
+    digest = _sha256(args.data)
     for family, tree in result.fits.items():
+        tree.attrs["input_sha256"] = digest
         save_fit(tree, targets[family], overwrite=args.force)
     train.save(out / "train.npz")
     if test is not None:
@@ -141,20 +184,20 @@ def cmd_report(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bayesstrf", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="bayesstrf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser("simulate", help="write a simulated recording (.npz or .nc)")
     sim.add_argument("--out", required=True)
     sim.add_argument("--activation", default="softplus")
-    sim.add_argument("--neurons", type=int, default=1)
-    sim.add_argument("--freqs", type=int, default=16)
-    sim.add_argument("--lags", type=int, default=12)
-    sim.add_argument("--time", type=int, default=20000, help="bins in all")
-    sim.add_argument("--trials", type=int, default=1)
-    sim.add_argument("--segments", type=int, default=1)
+    sim.add_argument("--neurons", type=_integer, default=1)
+    sim.add_argument("--freqs", type=_integer, default=16)
+    sim.add_argument("--lags", type=_integer, default=12)
+    sim.add_argument("--time", type=_integer, default=20000, help="bins in all")
+    sim.add_argument("--trials", type=_integer, default=1)
+    sim.add_argument("--segments", type=_integer, default=1)
     sim.add_argument("--stimulus", default="natural", choices=("natural", "white"))
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--seed", type=_integer, default=0)
     sim.add_argument("--force", action="store_true")
     sim.set_defaults(run=cmd_simulate)
 
@@ -182,15 +225,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as error:
+        command = next((word for word in argv if not word.startswith("-")), "")
+        print(_one_line(f"bayesstrf {command}".strip() + f": error: {error}"), file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    _use_cores(getattr(args, "chains", 1))
+    _use_cores(args.chains if isinstance(getattr(args, "chains", None), int) else 1)
     try:
         args.run(args)
-    except (ValueError, TypeError, FileExistsError) as error:
-        print(f"bayesstrf {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as error:  # OSError: FileExistsError, permissions
+        print(_one_line(f"bayesstrf {args.command}: error: {error}"), file=sys.stderr)
         return 2
     return 0
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Command line at tiny sizes: outputs, exit codes, one-line errors, no overwrite."""
 
+import hashlib
 import subprocess
 import sys
 
@@ -34,6 +35,7 @@ def test_fit_writes_a_fit_and_prints_diagnostics(data, tmp_path, capsys):
     tree = load_fit(out)
     assert tree.attrs["activation"] == "sigmoid"
     assert tree["posterior"]["strf"].shape == (1, 10, 1, 4, 3)
+    assert tree.attrs["input_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
 
 
 def test_same_seed_gives_identical_draws_through_cli_and_api(data, tmp_path):
