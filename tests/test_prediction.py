@@ -1,5 +1,8 @@
 """predict and log_likelihood on (new) recordings, against a lag-matrix reference."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy.stats import poisson
@@ -63,3 +66,42 @@ def test_mismatched_recording_and_bad_blocks(tiny_fit, tiny_simulation):
         predict(tiny_fit, other)
     with pytest.raises(ValueError, match=r"block_bins: expected a positive integer"):
         units(tiny_simulation.recording, 0)
+
+
+PEAK_MEMORY_SCRIPT = """
+import resource, sys
+import numpy as np, xarray as xr
+from bayesstrf import Recording
+from bayesstrf.prediction import log_likelihood
+
+chains, draws, n_time, n_freq, n_lags = 8, int(sys.argv[1]), 10**6, 8, 6
+rng = np.random.default_rng(0)
+recording = Recording([rng.standard_normal((n_freq, n_time))],
+                      [rng.poisson(0.1, (1, 2, n_time)).astype(float)], dt=0.005)
+shape = (chains, draws)
+posterior = xr.Dataset({
+    "strf": (("chain", "draw", "neuron", "freq", "lag"),
+             0.01 * rng.standard_normal(shape + (1, n_freq, n_lags))),
+    "intercept": (("chain", "draw", "neuron"), np.full(shape + (1,), 0.1)),
+    "raw_beta": (("chain", "draw", "neuron"), np.ones(shape + (1,))),
+    "raw_b": (("chain", "draw", "neuron"), np.full(shape + (1,), -2.0)),
+})
+fit = xr.DataTree.from_dict({"posterior": posterior})
+fit.attrs["activation"] = "softplus"
+ll = log_likelihood(fit, recording, block_bins=100)
+assert ll.shape == (chains, draws, 1, n_time // 100) and np.isfinite(ll.values).all()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def test_log_likelihood_memory_does_not_grow_with_draws_times_bins():
+    """10^6 bins: 8x more draws (32 vs 256 in all) must add far less than the per-bin
+    log-likelihoods of the extra draws would take (the output, draws x blocks, does grow)."""
+    def peak_bytes(draws: int) -> int:
+        run = subprocess.run([sys.executable, "-c", PEAK_MEMORY_SCRIPT, str(draws)],
+                             capture_output=True, text=True, check=True)
+        return int(run.stdout.split()[-1])
+
+    small, large = peak_bytes(4), peak_bytes(32)
+    grown_floats = 8 * (32 - 4) * 10**6  # per-bin log-likelihoods of the extra draws
+    assert large - small < 0.1 * grown_floats * 4, (small, large)
