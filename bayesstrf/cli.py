@@ -74,13 +74,18 @@ def _sampler_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=_integer, default=500)
     parser.add_argument("--draws", type=_integer, default=1000)
     parser.add_argument("--seed", type=_integer, default=0)
+    parser.add_argument("--chain-method", default=None,
+                        choices=("parallel", "vectorized", "sequential"),
+                        help="how chains run (default: parallel with one CPU device per chain); "
+                             "draws are reproducible for a given seed and chain method")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _fit_kwargs(args) -> dict:
     return dict(strf=args.strf, n_lags=args.lags, chains=args.chains, warmup=args.warmup,
-                draws=args.draws, seed=args.seed, progress=not args.quiet)
+                draws=args.draws, seed=args.seed, progress=not args.quiet,
+                chain_method=args.chain_method)
 
 
 def cmd_simulate(args) -> None:
