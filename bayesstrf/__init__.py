@@ -18,6 +18,7 @@ _PUBLIC = {
     "compare": "bayesstrf.comparison",
     "Comparison": "bayesstrf.comparison",
     "predict": "bayesstrf.prediction",
+    "prior_predictive": "bayesstrf.prior_checks",
     "write_report": "bayesstrf.report",
     "save_fit": "bayesstrf.io",
     "load_fit": "bayesstrf.io",

@@ -103,6 +103,37 @@ def strf_drive(weights: jnp.ndarray, design: Design) -> jnp.ndarray:
     return drive[:, design.valid - (n_lags - 1)]
 
 
+def lowrank_drive(spectral: jnp.ndarray, temporal: jnp.ndarray, design: Design) -> jnp.ndarray:
+    """Drive of a low-rank STRF ``W[n] = sum_i spectral[n, i] temporal[n, i]^T``: each
+    component's spectral projection of the stimulus, filtered by its temporal factor;
+    O(T r (F + L)) work instead of O(T F L).
+
+    Parameters
+    ----------
+    spectral : array (N, r, F)
+    temporal : array (N, r, L)
+        ``L`` must equal ``design.n_lags``.
+    design : Design
+
+    Returns
+    -------
+    array (N, T)
+    """
+    n_lags = temporal.shape[-1]
+    if n_lags != design.n_lags:
+        raise ValueError(
+            f"temporal: expected {design.n_lags} lags like the design, found {n_lags}"
+        )
+    projected = jnp.einsum("nrf,fp->nrp", spectral, design.padded)
+    width = design.padded.shape[1] - (n_lags - 1)
+    drive = sum(
+        jnp.einsum("nr,nrt->nt", temporal[:, :, lag],
+                   projected[:, :, n_lags - 1 - lag : n_lags - 1 - lag + width])
+        for lag in range(n_lags)
+    )
+    return drive[:, design.valid - (n_lags - 1)]
+
+
 def lag_matrix(spectrogram: np.ndarray, n_lags: int) -> np.ndarray:
     """Reference lagged design of one segment: ``X[t, f * L + l] = S[f, t - l]`` (0 if t < l).
 

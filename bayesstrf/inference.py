@@ -20,6 +20,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import arviz_base as azb
 import jax
@@ -37,8 +39,9 @@ import bayesstrf
 from bayesstrf import activations
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
-from bayesstrf.design import make_design
+from bayesstrf.design import Design, make_design
 from bayesstrf.model import (
+    Counts,
     build_priors,
     count_statistics,
     describe_priors,
@@ -68,6 +71,32 @@ def choose_chain_method(chains: int) -> str:
     if chains > 1 and devices[0].platform == "gpu":
         return "vectorized"
     return "sequential"
+
+
+class Problem(NamedTuple):
+    """A recording made ready for the model: see `build_problem`."""
+
+    model: Callable
+    design: Design
+    counts: Counts
+    mean_rate: np.ndarray
+    priors: dict
+
+
+def build_problem(recording: Recording, family: activations.Activation, strf_prior,
+                  n_lags: int, priors: dict | None = None) -> Problem:
+    """Design, count statistics, data-centred priors and the NumPyro model for a recording.
+
+    Each neuron's mean rate (spikes per bin per trial; half a spike over all trials for a
+    silent neuron) centres the default activation priors.
+    """
+    design = make_design(recording.spectrograms, n_lags)
+    counts = count_statistics(recording.counts)
+    mean_rate = np.asarray(counts.total.sum(1) / counts.trials.sum(1), dtype=float)
+    mean_rate = np.maximum(mean_rate, 0.5 / np.asarray(counts.trials.sum(1)))
+    prior_set = build_priors(family, mean_rate, priors)
+    model = make_model(family, strf_prior, prior_set, recording.n_neurons)
+    return Problem(model, design, counts, mean_rate, prior_set)
 
 
 def find_map(model, model_args: tuple, key, max_iter: int = 1000):
@@ -212,7 +241,8 @@ def fit(
     activation : {"softplus", "sigmoid", "double_exponential", "exponential"}
         Output nonlinearity (deepSTRF's families, or the exponential GLM baseline).
     strf : str or prior object
-        STRF prior, by name (``"ridge"``) or instance (`bayesstrf.strf.Ridge`).
+        STRF prior, by name (``"ridge"``, ``"smooth"``, ``"localized"``, ``"sparse"``,
+        ``"lowrank"`` or ``"lowrank:<rank>"``) or instance (see `bayesstrf.strf`).
     n_lags : int
         Lags of the STRF, lag 0 = current bin.
     chains, warmup, draws : int
@@ -265,13 +295,10 @@ def fit(
             f"found {chain_method!r}"
         )
 
-    design = make_design(recording.spectrograms, n_lags)
-    counts = count_statistics(recording.counts)
-    mean_rate = np.asarray(counts.total.sum(1) / counts.trials.sum(1), dtype=float)
-    mean_rate = np.maximum(mean_rate, 0.5 / np.asarray(counts.trials.sum(1)))  # silent neurons
-    prior_set = build_priors(family, mean_rate, priors)
-    model = make_model(family, strf_prior, prior_set, recording.n_neurons)
-    args = (design, counts)
+    problem = build_problem(recording, family, strf_prior, n_lags, priors)
+    model, design, mean_rate, prior_set = (problem.model, problem.design, problem.mean_rate,
+                                           problem.priors)
+    args = (design, problem.counts)
 
     key_map, key_jitter, key_explore, key_sample, key_scale = jax.random.split(
         jax.random.PRNGKey(seed), 5)
@@ -296,7 +323,7 @@ def fit(
     sampling_seconds = time.perf_counter() - start
 
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    samples["strf_scale"] = np.asarray(strf_prior.scale_draws(samples["strf_std"], key_scale))
+    samples |= strf_prior.completed(samples, key_scale)
     extra = mcmc.get_extra_fields(group_by_chain=True)
 
     attrs = {

@@ -29,7 +29,7 @@ from jax.scipy.special import xlogy
 from scipy.special import gammaln
 
 from bayesstrf.activations import Activation
-from bayesstrf.design import Design, strf_drive
+from bayesstrf.design import Design, lowrank_drive, strf_drive
 
 
 class Counts(NamedTuple):
@@ -77,18 +77,22 @@ def rate_and_sites(
 ) -> jnp.ndarray:
     """Sample every latent site and return the rate ``(N, T)`` in spikes per bin."""
     n_freq = design.padded.shape[0]
-    weights_std = strf_prior.sample(n_neurons, n_freq, design.n_lags)
-    weights = numpyro.deterministic("strf", weights_std / design.scale)
+    kernel = strf_prior.sample(n_neurons, n_freq, design.n_lags)
+    weights = numpyro.deterministic("strf", kernel.weights / design.scale)
     offset = numpyro.sample("drive_offset", priors["drive_offset"]) if (
         activation.free_intercept
     ) else 0.0
     intercept = numpyro.deterministic(
-        "intercept", offset - jnp.einsum("nfl,f->n", weights_std, design.mean) / design.scale
+        "intercept", offset - jnp.einsum("nfl,f->n", kernel.weights, design.mean) / design.scale
     )
     values = {name: numpyro.sample(name, priors[name]) for name in activation.params}
     for name, raw in activation.constrained.items():
         numpyro.deterministic(name, softplus(values[raw]))
-    return lnp_rate(activation, weights, intercept, values, design)
+    if kernel.spectral is None:
+        drive = strf_drive(weights, design)
+    else:
+        drive = lowrank_drive(kernel.spectral / design.scale, kernel.temporal, design)
+    return activation.rate((drive + intercept[:, None]).T, values).T
 
 
 def lnp_rate(

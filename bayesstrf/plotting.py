@@ -19,7 +19,9 @@ from bayesstrf.design import make_design, strf_drive
 from bayesstrf.metrics import cc_norm, cc_raw
 from bayesstrf.prediction import predict
 
-__all__ = ["plot_strf", "plot_nonlinearity", "plot_psth", "plot_comparison"]
+__all__ = [
+    "plot_strf", "plot_nonlinearity", "plot_psth", "plot_comparison", "plot_prior_predictive",
+]
 
 
 # ---- argument checks -------------------------------------------------------------------------
@@ -354,4 +356,56 @@ def plot_comparison(table) -> Figure:
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlabel("elpd (log scale; higher is better)")
     ax.legend(loc="best", fontsize="small")
+    return fig
+
+
+# ---- prior predictive ------------------------------------------------------------------------
+def plot_prior_predictive(prior: xr.DataTree, neuron: int | str = 0, *,
+                          n_strfs: int = 4) -> Figure:
+    """Prior STRF draws and the implied rate distribution of one neuron.
+
+    Parameters
+    ----------
+    prior : DataTree from `bayesstrf.prior_predictive`
+    neuron : int or str
+    n_strfs : int
+        STRF draws shown (the first ones).
+
+    Returns
+    -------
+    Figure
+        ``fig.axes``: ``n_strfs`` STRF panels (``(freq, lag)``, each with its own symmetric
+        colour range), then the histogram of the prior rate (spikes per second, log axis) over
+        draws and bins, with the recording's observed mean rate as a vertical line.
+    """
+    draws = prior["prior"]["strf"]
+    index = _pick(neuron, draws["neuron"].values, "neuron")
+    if isinstance(n_strfs, bool) or not isinstance(n_strfs, int) or not (
+            1 <= n_strfs <= draws.sizes["draw"]):
+        raise ValueError(
+            f"n_strfs: expected an integer in 1..{draws.sizes['draw']}, found {n_strfs!r}"
+        )
+    name = str(draws["neuron"].values[index])
+    dt = float(prior.attrs["dt"])
+    fig = Figure(figsize=(3 * n_strfs + 4, 3.2), layout="constrained")
+    axes = fig.subplots(1, n_strfs + 1, gridspec_kw={"width_ratios": [1] * n_strfs + [1.6]})
+    for k, ax in enumerate(axes[:-1]):
+        weights = draws.isel(chain=0, draw=k, neuron=index).transpose("freq", "lag").values
+        limit = float(np.abs(weights).max()) or 1.0
+        ax.imshow(weights, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-limit,
+                  vmax=limit, interpolation="nearest")
+        ax.set_title(f"prior draw {k}")
+        ax.set_xlabel("lag (bins)")
+    axes[0].set_ylabel("frequency channel")
+    rate = prior["prior_predictive"]["rate"].isel(neuron=index).values.ravel() / dt
+    positive = rate[rate > 0]
+    bins = np.geomspace(max(positive.min(), 1e-3), max(positive.max(), 1e-2), 50)
+    axes[-1].hist(positive, bins=bins, color="0.6")
+    axes[-1].set_xscale("log")
+    observed = float(prior.attrs["observed_mean_rate"][index]) / dt
+    axes[-1].axvline(observed, color="C3", label=f"observed mean {observed:.3g}/s")
+    axes[-1].set_xlabel("prior rate (spikes/s)")
+    axes[-1].set_ylabel("draws x bins")
+    axes[-1].set_title(f"{name}: implied rates")
+    axes[-1].legend(loc="upper left", fontsize="small")
     return fig

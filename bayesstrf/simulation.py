@@ -85,6 +85,7 @@ def simulate(
     n_trials: int = 1,
     n_segments: int = 1,
     stimulus: str = "natural",
+    drive_sd: float | None = None,
     seed: int = 0,
 ) -> Simulation:
     """Simulate a recording from the bayesstrf model with a known STRF and activation.
@@ -97,6 +98,10 @@ def simulate(
         each repeated ``n_trials`` times.
     stimulus : {"natural", "white"}
         1/f log-normal spectrogram, or independent log-normal bins.
+    drive_sd : float, optional
+        Standard deviation of the drive before the activation; the default, per family,
+        sweeps the curved part of the nonlinearity (up to saturation for the sigmoid and the
+        double exponential, into the linear range for the softplus with about 0.4).
     seed : int
 
     Returns
@@ -124,6 +129,10 @@ def simulate(
     design = make_design(specs, n_lags)
 
     values = dict(_TRUTH[family.name])
+    if drive_sd is not None:
+        if isinstance(drive_sd, bool) or not isinstance(drive_sd, int | float) or drive_sd <= 0:
+            raise ValueError(f"drive_sd: expected a positive number, found {drive_sd!r}")
+        values["drive_sd"] = float(drive_sd)
     shapes = np.stack([strf_shape(n_freq, n_lags, rng) for _ in range(n_neurons)])
     standard = np.asarray(strf_drive(shapes * float(design.scale), design))  # unit-STRF drive
     weights_std = shapes * (values.pop("drive_sd") / standard.std(axis=1))[:, None, None]

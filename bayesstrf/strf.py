@@ -1,9 +1,25 @@
 """STRF priors: model fragments that sample the weights of ``N`` neurons.
 
-Each prior samples its latents and returns the STRF ``(N, F, L)`` in the model's internal
-basis: the stimulus centred per frequency and divided by its standard deviation (see
-`bayesstrf.model`), so that prior scales are unit-free. The model turns it back into the
-``strf`` site in the units of the recording's spectrogram.
+Each prior samples its latents and returns a `Kernel`: the STRF ``(N, F, L)`` in the model's
+internal basis (the stimulus centred per frequency and divided by its standard deviation, see
+`bayesstrf.model`), so that prior scales are unit-free, and for low-rank priors its factors,
+from which the drive costs O(T r (F + L)). The model turns the weights back into the ``strf``
+site in the units of the recording's spectrogram.
+
+``drive_scale`` sets every prior's overall scale: with a standardised white stimulus, the
+prior sd of the drive is about ``drive_scale`` (in the activation's input units).
+
+- `Ridge`: i.i.d. Gaussian weights with a learned per-neuron variance.
+- `Smooth`: a Gaussian process over frequency and lag (squared-exponential, learned
+  length-scales), in the spirit of ASD (Sahani & Linden 2003).
+- `Localized`: Gaussian weights under a Gaussian envelope with a learned centre and width in
+  frequency and lag, ALD's space-domain prior (Park & Pillow 2011).
+- `Sparse`: the regularized horseshoe (Piironen & Vehtari 2017).
+- `LowRank`: ``sum_i g_i u_i v_i^T`` over ``rank`` unit-norm spectral and temporal factors.
+
+`Ridge`, `Smooth` and `Localized` share one form: a white latent ``Z`` with the per-neuron
+variance marginalised analytically (`IsotropicStudentT`), mapped linearly to the weights; the
+variance is drawn from its exact conditional after sampling (`Prior.completed`).
 """
 
 from __future__ import annotations
@@ -11,9 +27,11 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from jax.scipy.special import gammaln
@@ -60,18 +78,93 @@ class IsotropicStudentT(dist.Distribution):
         return per_neuron.sum(-1)
 
 
+class Kernel(NamedTuple):
+    """An STRF in the internal basis, and its factors when it has low rank.
+
+    Attributes
+    ----------
+    weights : array (N, F, L)
+    spectral : array (N, r, F) or None
+        Spectral factors scaled by their gains.
+    temporal : array (N, r, L) or None
+    """
+
+    weights: jnp.ndarray
+    spectral: jnp.ndarray | None = None
+    temporal: jnp.ndarray | None = None
+
+
+def _check_positive(prior, *names: str) -> None:
+    for name in names:
+        value = getattr(prior, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(
+                f"strf: expected {type(prior).__name__}({name} > 0), found {name}={value!r}"
+            )
+
+
+def cosine_basis(size: int) -> np.ndarray:
+    """Orthonormal DCT-II basis ``(size, size)``, columns ordered by frequency: the
+    eigenvectors of the Laplacian on a grid with reflecting ends."""
+    grid, mode = np.arange(size)[:, None], np.arange(size)[None, :]
+    basis = np.cos(np.pi * (grid + 0.5) * mode / size) * np.sqrt(2.0 / size)
+    basis[:, 0] /= np.sqrt(2.0)
+    return basis
+
+
+def smooth_spectrum(length: jnp.ndarray, size: int) -> jnp.ndarray:
+    """Squared-exponential spectral density over the cosine modes of a grid of ``size``,
+    for length-scales ``(...,)`` in grid steps, normalised to mean 1: ``(..., size)``."""
+    frequency = jnp.pi * jnp.arange(size) / size  # radians per grid step
+    density = jnp.exp(-0.5 * (length[..., None] * frequency) ** 2)
+    return density / density.mean(-1, keepdims=True)
+
+
 @dataclass(frozen=True)
-class Ridge:
+class _WhiteLatent:
+    """Shared by `Ridge`, `Smooth` and `Localized`: ``Z[n] ~ t_df(0, s^2 I)`` (the per-neuron
+    variance ``v_n ~ InverseGamma(df / 2, df s^2 / 2)`` marginalised), ``s = drive_scale /
+    sqrt(F L)``, weights a linear map of ``Z`` normalised to keep the mean prior variance."""
+
+    drive_scale: float = 1.0
+    df: float = 4.0
+
+    latent = "strf_white"
+
+    def __post_init__(self):
+        _check_positive(self, "drive_scale", "df")
+
+    def _white(self, n_neurons: int, n_freq: int, n_lags: int) -> jnp.ndarray:
+        scale = self.drive_scale / math.sqrt(n_freq * n_lags) * jnp.ones(n_neurons)
+        return numpyro.sample(
+            self.latent, IsotropicStudentT(self.df, scale, (n_neurons, n_freq, n_lags))
+        )
+
+    def completed(self, samples: dict, key) -> dict:
+        """Draws of ``strf_scale (chain, draw, N)``, ``sqrt(v_n)``, from its exact conditional
+        ``InverseGamma(df / 2 + D / 2, df s^2 / 2 + |Z[n]|^2 / 2)`` given each draw of ``Z``."""
+        white = samples[self.latent]
+        dim = white.shape[-2] * white.shape[-1]
+        prior_rate = self.df * (self.drive_scale / math.sqrt(dim)) ** 2 / 2
+        posterior = dist.InverseGamma(
+            self.df / 2 + dim / 2, prior_rate + jnp.sum(jnp.square(white), axis=(-2, -1)) / 2
+        )
+        return {"strf_scale": np.asarray(jnp.sqrt(posterior.sample(key)))}
+
+    def spec(self) -> dict:
+        """JSON-able description, stored in the fit's attrs."""
+        return {"name": self.name} | asdict(self)
+
+
+@dataclass(frozen=True)
+class Ridge(_WhiteLatent):
     """Gaussian (ridge) prior whose per-neuron variance is learned, marginalised analytically.
 
-    ``strf_std[n] | v_n ~ Normal(0, v_n I)``, ``v_n ~ InverseGamma(df / 2, df s^2 / 2)`` with
-    ``s = drive_scale / sqrt(F L)``, so that with a standardised white stimulus the prior sd of
-    the drive is about ``drive_scale``. The sampler sees the marginal multivariate-t prior
-    (`IsotropicStudentT`): no funnel between the scale and 200-odd weights. After sampling,
-    `scale_draws` draws ``strf_scale = sqrt(v_n)`` from its exact conditional posterior
-    ``InverseGamma(df / 2 + D / 2, df s^2 / 2 + |strf_std[n]|^2 / 2)``, one per draw, which
-    completes a draw of the joint posterior (as NumPyro's ``infer_discrete`` does for
-    marginalised discrete sites).
+    ``strf_std[n] | v_n ~ Normal(0, v_n I)``: the sampler sees the marginal multivariate-t
+    prior (`IsotropicStudentT`), so there is no funnel between the scale and 200-odd weights;
+    ``strf_scale = sqrt(v_n)`` is drawn afterwards from its exact conditional, which completes
+    a draw of the joint posterior (as NumPyro's ``infer_discrete`` does for marginalised
+    discrete sites).
 
     Parameters
     ----------
@@ -81,53 +174,271 @@ class Ridge:
         Degrees of freedom of the inverse-gamma hyperprior (4: weakly informative, heavy tail).
     """
 
-    drive_scale: float = 1.0
-    df: float = 4.0
-    name: str = "ridge"
-
-    def __post_init__(self):
-        for field_name in ("drive_scale", "df"):
-            value = getattr(self, field_name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(
-                    f"strf: expected Ridge({field_name} > 0), found {field_name}={value!r}"
-                )
-
-    #: dims of each latent site, after the leading (chain, draw)
+    name = "ridge"
+    latent = "strf_std"
     dims = {"strf_scale": ("neuron",), "strf_std": ("neuron", "freq", "lag")}
 
-    def sample(self, n_neurons: int, n_freq: int, n_lags: int) -> jnp.ndarray:
-        """Sample the latents; return internal-basis weights ``(N, F, L)``."""
-        scale = self.drive_scale / math.sqrt(n_freq * n_lags) * jnp.ones(n_neurons)
-        return numpyro.sample(
-            "strf_std", IsotropicStudentT(self.df, scale, (n_neurons, n_freq, n_lags))
-        )
+    def sample(self, n_neurons: int, n_freq: int, n_lags: int) -> Kernel:
+        """Sample the latents; return the internal-basis `Kernel`."""
+        return Kernel(self._white(n_neurons, n_freq, n_lags))
 
-    def scale_draws(self, weights, key) -> jnp.ndarray:
-        """Posterior draws of ``strf_scale (..., N)`` given draws of ``strf_std (..., N, F, L)``."""
-        dim = weights.shape[-2] * weights.shape[-1]
-        prior_rate = self.df * (self.drive_scale / math.sqrt(dim)) ** 2 / 2
-        posterior = dist.InverseGamma(
-            self.df / 2 + dim / 2, prior_rate + jnp.sum(jnp.square(weights), axis=(-2, -1)) / 2
-        )
-        return jnp.sqrt(posterior.sample(key))
+
+@dataclass(frozen=True)
+class Smooth(_WhiteLatent):
+    """Gaussian-process prior, smooth over frequency and lag (ASD-like), non-centred.
+
+    ``W[n] = sigma_n Phi_F (sqrt(S_F(l_freq) S_L(l_lag)) * Z0) Phi_L^T`` with orthonormal
+    cosine bases ``Phi`` (reduced-rank GP with reflecting ends, every mode kept),
+    squared-exponential spectral densities ``S`` normalised to mean 1 (so ``sigma_n`` is the
+    rms prior sd of a weight whatever the length-scales), ``Z0 ~ N(0, I)`` and ``sigma_n``
+    marginalised as in `Ridge`. One gradient costs O(N F L (F + L)) on top of the drive.
+
+    Parameters
+    ----------
+    drive_scale, df : float
+        As in `Ridge`.
+    length_freq, length_lag : float
+        Prior medians of the length-scales, in frequency channels and in time bins; each
+        length-scale is ``LogNormal(log(median), length_spread)``.
+    length_spread : float
+        Log-scale sd of the length-scale priors (0.75: a 95% range of x/4.4 .. x4.4).
+    """
+
+    length_freq: float = 2.0
+    length_lag: float = 2.0
+    length_spread: float = 0.75
+    name = "smooth"
+    dims = {"strf_scale": ("neuron",), "strf_white": ("neuron", "freq_mode", "lag_mode"),
+            "length_freq": ("neuron",), "length_lag": ("neuron",)}
+
+    def __post_init__(self):
+        _check_positive(self, "drive_scale", "df", "length_freq", "length_lag", "length_spread")
+
+    def sample(self, n_neurons: int, n_freq: int, n_lags: int) -> Kernel:
+        """Sample the latents; return the internal-basis `Kernel`."""
+        white = self._white(n_neurons, n_freq, n_lags)
+        lengths = [
+            numpyro.sample(name, dist.LogNormal(math.log(median), self.length_spread)
+                           .expand((n_neurons,)).to_event(1))
+            for name, median in (("length_freq", self.length_freq),
+                                 ("length_lag", self.length_lag))
+        ]
+        amplitude = (jnp.sqrt(smooth_spectrum(lengths[0], n_freq))[:, :, None]
+                     * jnp.sqrt(smooth_spectrum(lengths[1], n_lags))[:, None, :])
+        weights = jnp.einsum("fi,nij,lj->nfl", cosine_basis(n_freq), amplitude * white,
+                             cosine_basis(n_lags))
+        return Kernel(weights)
+
+
+@dataclass(frozen=True)
+class Localized(_WhiteLatent):
+    """Localized prior (ALD's space-domain form): Gaussian weights under a Gaussian envelope.
+
+    ``W[n, f, l] = sigma_n e[n, f, l] Z0[n, f, l]``, ``e = exp(-(f - c_f)^2 / (2 w_f^2)
+    - (l - c_l)^2 / (2 w_l^2))`` normalised to mean square 1, with the centre ``(c_f, c_l)``
+    uniform over the STRF and the widths ``LogNormal(log(median), 0.75)`` in channels and
+    bins; ``Z0 ~ N(0, I)`` and ``sigma_n`` marginalised as in `Ridge`. ALD's joint
+    frequency-domain smoothness is left to `Smooth`.
+
+    Parameters
+    ----------
+    drive_scale, df : float
+        As in `Ridge`.
+    width_freq, width_lag : float or None
+        Prior medians of the envelope widths; None: a quarter of the STRF's extent.
+    """
+
+    width_freq: float | None = None
+    width_lag: float | None = None
+    name = "localized"
+    dims = {"strf_scale": ("neuron",), "strf_white": ("neuron", "freq", "lag"),
+            "centre_freq": ("neuron",), "centre_lag": ("neuron",),
+            "width_freq": ("neuron",), "width_lag": ("neuron",)}
+
+    def __post_init__(self):
+        _check_positive(self, "drive_scale", "df")
+        if self.width_freq is not None:
+            _check_positive(self, "width_freq")
+        if self.width_lag is not None:
+            _check_positive(self, "width_lag")
+
+    def sample(self, n_neurons: int, n_freq: int, n_lags: int) -> Kernel:
+        """Sample the latents; return the internal-basis `Kernel`."""
+        white = self._white(n_neurons, n_freq, n_lags)
+        log_envelope = 0.0
+        for axis, size, median in (("freq", n_freq, self.width_freq),
+                                   ("lag", n_lags, self.width_lag)):
+            median = median or max(size / 4, 0.5)
+            centre = numpyro.sample(f"centre_{axis}", dist.Uniform(-0.5, size - 0.5)
+                                    .expand((n_neurons,)).to_event(1))
+            width = numpyro.sample(f"width_{axis}", dist.LogNormal(math.log(median), 0.75)
+                                   .expand((n_neurons,)).to_event(1))
+            grid = jnp.arange(size)
+            term = -0.5 * ((grid - centre[:, None]) / width[:, None]) ** 2
+            log_envelope = log_envelope + (term[:, :, None] if axis == "freq"
+                                           else term[:, None, :])
+        envelope = jnp.exp(log_envelope - 0.5 * jax.nn.logsumexp(
+            2 * log_envelope, axis=(1, 2), keepdims=True) + 0.5 * math.log(n_freq * n_lags))
+        return Kernel(envelope * white)
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """Regularized horseshoe (Piironen & Vehtari 2017), non-centred.
+
+    ``W = tau lambda~ Z0``, ``lambda~^2 = c^2 lambda^2 / (c^2 + tau^2 lambda^2)``,
+    ``Z0 ~ N(0, 1)``, local ``lambda ~ HalfCauchy(1)``, global ``tau_n ~ HalfCauchy(tau0)``,
+    slab ``c_n^2 ~ InverseGamma(slab_df / 2, slab_df drive_scale^2 / 2)``. The global scale's
+    centre is ``tau0 = p0 / (D - p0) * drive_scale`` with ``p0 = expected_nonzero`` weights
+    of ``D = F L``, the paper's recipe with the slab scale in place of the noise scale.
+
+    Parameters
+    ----------
+    drive_scale : float
+        Slab scale: the prior scale of one large weight's contribution to the drive.
+    expected_nonzero : float or None
+        Prior guess of the number of relevant weights; None: a tenth of them.
+    slab_df : float
+    """
+
+    drive_scale: float = 1.0
+    expected_nonzero: float | None = None
+    slab_df: float = 4.0
+    name = "sparse"
+    dims = {"strf_white": ("neuron", "freq", "lag"), "strf_local": ("neuron", "freq", "lag"),
+            "strf_global": ("neuron",), "strf_slab": ("neuron",)}
+
+    def __post_init__(self):
+        _check_positive(self, "drive_scale", "slab_df")
+        if self.expected_nonzero is not None:
+            _check_positive(self, "expected_nonzero")
+
+    def sample(self, n_neurons: int, n_freq: int, n_lags: int) -> Kernel:
+        """Sample the latents; return the internal-basis `Kernel`."""
+        dim = n_freq * n_lags
+        nonzero = min(self.expected_nonzero or max(dim / 10, 1.0), dim - 0.5)
+        shape = (n_neurons, n_freq, n_lags)
+        white = numpyro.sample("strf_white", dist.Normal(0, 1).expand(shape).to_event(3))
+        local = numpyro.sample("strf_local", dist.HalfCauchy(1.0).expand(shape).to_event(3))
+        tau = numpyro.sample("strf_global", dist.HalfCauchy(
+            nonzero / (dim - nonzero) * self.drive_scale).expand((n_neurons,)).to_event(1))
+        slab = numpyro.sample("strf_slab", dist.InverseGamma(
+            self.slab_df / 2, self.slab_df * self.drive_scale**2 / 2
+        ).expand((n_neurons,)).to_event(1))
+        tau, slab = tau[:, None, None], slab[:, None, None]
+        shrunk = jnp.sqrt(slab * local**2 / (slab + tau**2 * local**2))
+        return Kernel(tau * shrunk * white)
+
+    def completed(self, samples: dict, key) -> dict:
+        """Nothing to add: every latent is sampled."""
+        return {}
 
     def spec(self) -> dict:
         """JSON-able description, stored in the fit's attrs."""
-        return asdict(self)
+        return {"name": self.name} | asdict(self)
 
 
-REGISTRY = {"ridge": Ridge}
+@dataclass(frozen=True)
+class LowRank:
+    """Low-rank STRF ``W[n] = sum_i g_i u_i v_i^T`` with unit-norm factors.
+
+    ``u_i = a_i / |a_i|`` (spectral, ``F``) and ``v_i = b_i / |b_i|`` (temporal, ``L``) with
+    ``a_i, b_i`` Gaussian: i.i.d. (``factors="ridge"``) or smooth with learned length-scales
+    (``factors="smooth"``, as in `Smooth`). Unit norms take the scale trade-off between
+    ``u`` and ``v`` out of the posterior; the gains are ordered,
+    ``g_i = sum_{j >= i} step_j`` with ``step_j ~ HalfNormal(drive_scale)``, which removes
+    the exchange of components. What is left, the joint sign of ``(u_i, v_i)``, is fixed after
+    sampling per chain (`completed`): each temporal factor's largest posterior-mean entry is
+    made positive, so chains cannot report mirrored modes. The identified product is the
+    ``strf`` site. The drive costs O(T r (F + L)), not O(T F L).
+
+    Parameters
+    ----------
+    rank : int
+        Number of components, 1 to 4.
+    factors : {"ridge", "smooth"}
+    drive_scale : float
+    """
+
+    rank: int = 1
+    factors: str = "ridge"
+    drive_scale: float = 1.0
+    name = "lowrank"
+
+    def __post_init__(self):
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or not (
+                1 <= self.rank <= 4):
+            raise ValueError(f"strf: expected LowRank(rank in 1..4), found rank={self.rank!r}")
+        if self.factors not in ("ridge", "smooth"):
+            raise ValueError(
+                f"strf: expected LowRank(factors='ridge' or 'smooth'), found {self.factors!r}"
+            )
+        _check_positive(self, "drive_scale")
+
+    @property
+    def dims(self) -> dict:
+        """Dims of each latent and derived site after ``(chain, draw)``."""
+        out = {"gain_step": ("neuron", "component"), "gain": ("neuron", "component"),
+               "spectral_raw": ("neuron", "component", "freq_mode"),
+               "temporal_raw": ("neuron", "component", "lag_mode"),
+               "spectral": ("neuron", "component", "freq"),
+               "temporal": ("neuron", "component", "lag")}
+        if self.factors == "smooth":
+            out |= {"length_freq": ("neuron",), "length_lag": ("neuron",)}
+        return out
+
+    def _factor(self, axis: str, n_neurons: int, size: int) -> jnp.ndarray:
+        raw = numpyro.sample(f"{axis}_raw", dist.Normal(0, 1).expand(
+            (n_neurons, self.rank, size)).to_event(3))
+        if self.factors == "smooth":
+            length = numpyro.sample(
+                "length_freq" if axis == "spectral" else "length_lag",
+                dist.LogNormal(math.log(2.0), 0.75).expand((n_neurons,)).to_event(1))
+            raw = jnp.einsum("xi,nri->nrx", cosine_basis(size),
+                             raw * jnp.sqrt(smooth_spectrum(length, size))[:, None, :])
+        return numpyro.deterministic(axis, raw / jnp.linalg.norm(raw, axis=-1, keepdims=True))
+
+    def sample(self, n_neurons: int, n_freq: int, n_lags: int) -> Kernel:
+        """Sample the latents; return the internal-basis `Kernel` with its factors."""
+        steps = numpyro.sample("gain_step", dist.HalfNormal(self.drive_scale).expand(
+            (n_neurons, self.rank)).to_event(2))
+        gain = numpyro.deterministic("gain", jnp.cumsum(steps[:, ::-1], axis=1)[:, ::-1])
+        spectral = self._factor("spectral", n_neurons, n_freq) * gain[..., None]
+        temporal = self._factor("temporal", n_neurons, n_lags)
+        return Kernel(jnp.einsum("nrf,nrl->nfl", spectral, temporal), spectral, temporal)
+
+    def completed(self, samples: dict, key) -> dict:
+        """Factors (and their raw latents) with the sign convention applied per chain."""
+        temporal = np.asarray(samples["temporal"])  # (chain, draw, N, r, L)
+        mean = temporal.mean(axis=1)
+        peak = np.abs(mean.mean(axis=0)).argmax(-1)  # (N, r): one entry for all chains
+        sign = np.sign(np.take_along_axis(mean, peak[None, ..., None], -1))[..., 0]
+        sign = np.where(sign == 0, 1.0, sign)[:, None, :, :, None]
+        return {name: np.asarray(samples[name]) * sign
+                for name in ("spectral", "temporal", "spectral_raw", "temporal_raw")}
+
+    def spec(self) -> dict:
+        """JSON-able description, stored in the fit's attrs."""
+        return {"name": self.name} | asdict(self)
 
 
-def get(prior) -> Ridge:
-    """An STRF prior from a name or an instance; unknown names suggest the closest."""
-    if isinstance(prior, str) and prior in REGISTRY:
-        return REGISTRY[prior]()
+REGISTRY = {prior.name: prior for prior in (Ridge, Smooth, Localized, Sparse, LowRank)}
+
+
+def get(prior):
+    """An STRF prior from a name (``"lowrank:2"`` gives rank 2) or an instance; unknown names
+    suggest the closest."""
     if isinstance(prior, tuple(REGISTRY.values())):
         return prior
+    if isinstance(prior, str):
+        name, _, rank = prior.partition(":")
+        if name in REGISTRY and not rank:
+            return REGISTRY[name]()
+        if name == "lowrank" and rank.isdigit():
+            return LowRank(rank=int(rank))
     close = difflib.get_close_matches(str(prior), REGISTRY, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ValueError(
-        f"strf: expected one of {sorted(REGISTRY)} or a prior object, found {prior!r}{hint}"
+        f"strf: expected one of {sorted(REGISTRY)} (or 'lowrank:<rank>') or a prior object, "
+        f"found {prior!r}{hint}"
     )

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayesstrf.design import lag_matrix, make_design, strf_drive
+from bayesstrf.design import lag_matrix, lowrank_drive, make_design, strf_drive
 
 # --- references -------------------------------------------------------------------------------
 
@@ -255,3 +255,15 @@ def test_make_design_layout(n_lags):
     others = np.setdiff1d(np.arange(padded.shape[1]), valid)
     assert others.size == len(lengths) * pad
     np.testing.assert_array_equal(padded[:, others], 0.0)
+
+
+def test_lowrank_drive_equals_the_drive_of_the_product():
+    rng = np.random.default_rng(4)
+    specs = [rng.normal(size=(5, 30)), rng.normal(size=(5, 9))]
+    design = make_design(specs, 4)
+    spectral, temporal = rng.normal(size=(3, 2, 5)), rng.normal(size=(3, 2, 4))
+    weights = np.einsum("nrf,nrl->nfl", spectral, temporal)
+    np.testing.assert_allclose(lowrank_drive(jnp.asarray(spectral), jnp.asarray(temporal), design),
+                               strf_drive(jnp.asarray(weights), design), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match=r"temporal: expected 4 lags"):
+        lowrank_drive(jnp.asarray(spectral), jnp.asarray(temporal[..., :3]), design)

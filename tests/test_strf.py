@@ -1,13 +1,25 @@
-"""STRF priors: the marginal ridge prior against scipy, its sampler, names."""
+"""STRF priors against closed forms: the marginal ridge prior (scipy), the smooth prior's
+kernel (squared exponential), the localized envelope, the horseshoe's cap, low-rank structure,
+the per-chain sign convention, names and bad arguments."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numpyro import handlers
 from scipy.stats import invgamma, kstest, multivariate_t
 
 from bayesstrf import strf
-from bayesstrf.strf import IsotropicStudentT, Ridge
+from bayesstrf.strf import (
+    IsotropicStudentT,
+    Localized,
+    LowRank,
+    Ridge,
+    Smooth,
+    Sparse,
+    cosine_basis,
+    smooth_spectrum,
+)
 
 
 def test_marginal_prior_matches_scipy_multivariate_t():
@@ -31,8 +43,8 @@ def test_marginal_prior_samples_have_the_scale_mixture_variance():
 def test_scale_draws_follow_the_conditional_inverse_gamma():
     prior = Ridge(drive_scale=2.0, df=4.0)
     weights = np.random.default_rng(3).normal(0, 0.4, size=(1, 3, 4))
-    draws = np.asarray(prior.scale_draws(jnp.broadcast_to(weights, (4000, 1, 3, 4)),
-                                         jax.random.PRNGKey(0)))
+    samples = {"strf_std": jnp.broadcast_to(weights, (1, 4000, 1, 3, 4))}
+    draws = prior.completed(samples, jax.random.PRNGKey(0))["strf_scale"][0]
     s2 = (2.0 / np.sqrt(12)) ** 2
     conditional = invgamma(4.0 / 2 + 12 / 2, scale=4.0 * s2 / 2 + (weights**2).sum() / 2)
     assert kstest(draws[:, 0] ** 2, conditional.cdf).pvalue > 0.01
@@ -48,3 +60,110 @@ def test_names_and_bad_priors():
         Ridge(drive_scale=-1.0)
     with pytest.raises(ValueError, match=r"strf: expected Ridge\(df > 0\)"):
         Ridge(df=0)
+
+
+
+def test_cosine_basis_is_orthonormal_and_spectrum_has_mean_one():
+    basis = cosine_basis(7)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(7), atol=1e-12)
+    spectrum = np.asarray(smooth_spectrum(jnp.array([0.5, 3.0]), 7))
+    np.testing.assert_allclose(spectrum.mean(-1), 1.0, rtol=1e-6)
+    assert (np.diff(spectrum[1]) < 0).all()  # longer length-scale: power falls with frequency
+
+
+def test_smooth_prior_covariance_approximates_a_squared_exponential_kernel():
+    """The weights' prior correlation between channels at distance d is exp(-d^2 / 2 l^2)
+    away from the edges (the reduced-rank basis is exact up to boundary effects)."""
+    size, length = 40, 3.0
+    spectrum = np.asarray(smooth_spectrum(jnp.array(length), size))
+    basis = cosine_basis(size)
+    kernel = basis @ np.diag(spectrum) @ basis.T
+    centre = size // 2
+    correlation = kernel[centre] / kernel[centre, centre]
+    distance = np.arange(size) - centre
+    np.testing.assert_allclose(correlation[centre - 8:centre + 9],
+                               np.exp(-distance[centre - 8:centre + 9] ** 2 / (2 * length**2)),
+                               atol=0.02)
+
+
+def test_smooth_prior_is_ridge_with_tiny_length_scales():
+    white = np.random.default_rng(1).normal(size=(2, 6, 5))
+    tiny = {"length_freq": jnp.full(2, 1e-3), "length_lag": jnp.full(2, 1e-3),
+            "strf_white": jnp.asarray(white)}
+    with handlers.condition(data=tiny), handlers.seed(rng_seed=0):
+        out = Smooth().sample(2, 6, 5)
+    # white spectrum: an orthonormal change of basis of a white latent, i.e. the ridge prior
+    expected = np.einsum("fi,nij,lj->nfl", cosine_basis(6), white, cosine_basis(5))
+    np.testing.assert_allclose(out.weights, expected, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(out.weights), np.linalg.norm(white), rtol=1e-5)
+
+
+def test_localized_envelope_peaks_at_its_centre_with_unit_mean_square():
+    fixed = {"strf_white": jnp.ones((1, 9, 7)), "centre_freq": jnp.array([2.0]),
+             "centre_lag": jnp.array([4.0]), "width_freq": jnp.array([1.5]),
+             "width_lag": jnp.array([1.0])}
+    with handlers.condition(data=fixed), handlers.seed(rng_seed=0):
+        envelope = np.asarray(Localized().sample(1, 9, 7).weights[0])
+    assert np.unravel_index(envelope.argmax(), envelope.shape) == (2, 4)
+    np.testing.assert_allclose((envelope**2).mean(), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(envelope[3, 4] / envelope[2, 4], np.exp(-0.5 / 1.5**2), rtol=1e-5)
+
+
+def test_sparse_prior_caps_each_weight_scale_at_the_slab():
+    """Regularized horseshoe: tau * lambda~ <= c whatever lambda and tau."""
+    fixed = {"strf_white": jnp.ones((1, 3, 2)), "strf_local": jnp.full((1, 3, 2), 1e6),
+             "strf_global": jnp.array([10.0]), "strf_slab": jnp.array([0.25])}
+    with handlers.condition(data=fixed), handlers.seed(rng_seed=0):
+        weights = np.asarray(Sparse().sample(1, 3, 2).weights)
+    np.testing.assert_allclose(weights, 0.5, rtol=1e-4)  # sqrt(c^2) with c^2 = 0.25
+    fixed["strf_local"] = jnp.full((1, 3, 2), 1e-3)
+    with handlers.condition(data=fixed), handlers.seed(rng_seed=0):
+        small = np.asarray(Sparse().sample(1, 3, 2).weights)
+    np.testing.assert_allclose(small, 10.0 * 1e-3, rtol=1e-3)  # tau lambda when far below c
+
+
+@pytest.mark.parametrize("factors", ["ridge", "smooth"])
+def test_lowrank_weights_have_the_rank_unit_factors_and_ordered_gains(factors):
+    with handlers.seed(rng_seed=3):
+        with handlers.trace() as trace:
+            kernel = LowRank(rank=2, factors=factors).sample(3, 8, 6)
+    w = np.asarray(kernel.weights)
+    assert all(np.linalg.matrix_rank(w[n], tol=1e-5) == 2 for n in range(3))
+    gain = np.asarray(trace["gain"]["value"])
+    assert (np.diff(gain, axis=1) <= 0).all() and (gain > 0).all()
+    for axis in ("spectral", "temporal"):
+        np.testing.assert_allclose(np.linalg.norm(trace[axis]["value"], axis=-1), 1, rtol=1e-5)
+    expected = np.einsum("nr,nrf,nrl->nfl", gain, trace["spectral"]["value"],
+                         trace["temporal"]["value"])
+    np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_lowrank_sign_convention_merges_mirrored_chains():
+    rng = np.random.default_rng(0)
+    temporal = rng.normal(size=(1, 6))
+    temporal[0, 2] = 5.0
+    spectral = rng.normal(size=(1, 4))
+    draws = lambda sign: {  # noqa: E731
+        "spectral": sign * np.broadcast_to(spectral, (10, 1, 1, 4)),
+        "temporal": sign * np.broadcast_to(temporal, (10, 1, 1, 6)),
+        "spectral_raw": sign * np.broadcast_to(spectral, (10, 1, 1, 4)),
+        "temporal_raw": sign * np.broadcast_to(temporal, (10, 1, 1, 6)),
+    }
+    samples = {k: np.stack([draws(1.0)[k], draws(-1.0)[k]]) for k in draws(1.0)}
+    fixed = LowRank().completed(samples, None)
+    np.testing.assert_allclose(fixed["temporal"][0], fixed["temporal"][1])
+    np.testing.assert_allclose(fixed["spectral"][1], np.broadcast_to(spectral, (10, 1, 1, 4)))
+    assert (fixed["temporal"][..., 2] > 0).all()
+
+
+def test_prior_names_ranks_and_bad_arguments():
+    assert isinstance(strf.get("smooth"), Smooth) and isinstance(strf.get("sparse"), Sparse)
+    assert strf.get("lowrank:3") == LowRank(rank=3)
+    with pytest.raises(ValueError, match=r"did you mean 'smooth'"):
+        strf.get("smoth")
+    with pytest.raises(ValueError, match=r"strf: expected LowRank\(rank in 1..4\)"):
+        LowRank(rank=5)
+    with pytest.raises(ValueError, match=r"strf: expected LowRank\(factors="):
+        LowRank(factors="sparse")
+    with pytest.raises(ValueError, match=r"strf: expected Smooth\(length_freq > 0\)"):
+        Smooth(length_freq=0.0)
