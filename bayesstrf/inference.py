@@ -250,7 +250,9 @@ def fit(
         default): with 500, the slowest direction (the STRF's norm, ESS ~600 of 2000) left
         r_hat at 1.012 on a simulated double-exponential neuron.
     seed : int
-        The only source of randomness: the same seed on the same machine gives the same draws.
+        The only source of randomness: the same seed, ``chain_method`` and machine give
+        bitwise the same draws (chains run in parallel or in sequence differ in the last bits,
+        which NUTS amplifies: the posteriors agree, the draws do not).
     progress : bool
         Progress bars during warmup and sampling.
     priors : dict of name -> numpyro Distribution, optional

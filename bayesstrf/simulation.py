@@ -86,6 +86,7 @@ def simulate(
     n_segments: int = 1,
     stimulus: str = "natural",
     drive_sd: float | None = None,
+    strf: np.ndarray | None = None,
     seed: int = 0,
 ) -> Simulation:
     """Simulate a recording from the bayesstrf model with a known STRF and activation.
@@ -102,6 +103,9 @@ def simulate(
         Standard deviation of the drive before the activation; the default, per family,
         sweeps the curved part of the nonlinearity (up to saturation for the sigmoid and the
         double exponential, into the linear range for the softplus with about 0.4).
+    strf : array (n_neurons, n_freq, n_lags), optional
+        Shape of the true STRFs, rescaled to ``drive_sd``; default: a smooth excitatory bump
+        with a delayed inhibitory side band per neuron (rank 2).
     seed : int
 
     Returns
@@ -133,7 +137,15 @@ def simulate(
         if isinstance(drive_sd, bool) or not isinstance(drive_sd, int | float) or drive_sd <= 0:
             raise ValueError(f"drive_sd: expected a positive number, found {drive_sd!r}")
         values["drive_sd"] = float(drive_sd)
-    shapes = np.stack([strf_shape(n_freq, n_lags, rng) for _ in range(n_neurons)])
+    if strf is None:
+        shapes = np.stack([strf_shape(n_freq, n_lags, rng) for _ in range(n_neurons)])
+    else:
+        shapes = np.asarray(strf, dtype=float)
+        if shapes.shape != (n_neurons, n_freq, n_lags) or not np.isfinite(shapes).all():
+            raise ValueError(
+                f"strf: expected finite values of shape {(n_neurons, n_freq, n_lags)}, found "
+                f"shape {shapes.shape}"
+            )
     standard = np.asarray(strf_drive(shapes * float(design.scale), design))  # unit-STRF drive
     weights_std = shapes * (values.pop("drive_sd") / standard.std(axis=1))[:, None, None]
     truth = {"strf_std": weights_std, "strf_scale": weights_std.std(axis=(1, 2))}

@@ -1,5 +1,5 @@
 """STRF priors against closed forms: the marginal ridge prior (scipy), the smooth prior's
-kernel (squared exponential), the localized envelope, the horseshoe's cap, low-rank structure,
+kernel (Matern-3/2), the localized envelope, the horseshoe's cap, low-rank structure,
 the per-chain sign convention, names and bad arguments."""
 
 import jax
@@ -63,17 +63,18 @@ def test_names_and_bad_priors():
 
 
 
-def test_cosine_basis_is_orthonormal_and_spectrum_has_mean_one():
+def test_cosine_basis_is_orthonormal_and_spectrum_keeps_the_constant_mode():
     basis = cosine_basis(7)
     np.testing.assert_allclose(basis.T @ basis, np.eye(7), atol=1e-12)
     spectrum = np.asarray(smooth_spectrum(jnp.array([0.5, 3.0]), 7))
-    np.testing.assert_allclose(spectrum.mean(-1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(spectrum[:, 0], 1.0)
     assert (np.diff(spectrum[1]) < 0).all()  # longer length-scale: power falls with frequency
 
 
-def test_smooth_prior_covariance_approximates_a_squared_exponential_kernel():
-    """The weights' prior correlation between channels at distance d is exp(-d^2 / 2 l^2)
-    away from the edges (the reduced-rank basis is exact up to boundary effects)."""
+def test_smooth_prior_covariance_approximates_a_matern_kernel():
+    """The weights' prior correlation between channels at distance d is Matern-3/2's
+    (1 + sqrt(3) d / l) exp(-sqrt(3) d / l) away from the edges (the cosine basis is exact up
+    to boundary effects and aliasing)."""
     size, length = 40, 3.0
     spectrum = np.asarray(smooth_spectrum(jnp.array(length), size))
     basis = cosine_basis(size)
@@ -81,9 +82,9 @@ def test_smooth_prior_covariance_approximates_a_squared_exponential_kernel():
     centre = size // 2
     correlation = kernel[centre] / kernel[centre, centre]
     distance = np.arange(size) - centre
+    scaled = np.sqrt(3) * np.abs(distance[centre - 8:centre + 9]) / length
     np.testing.assert_allclose(correlation[centre - 8:centre + 9],
-                               np.exp(-distance[centre - 8:centre + 9] ** 2 / (2 * length**2)),
-                               atol=0.02)
+                               (1 + scaled) * np.exp(-scaled), atol=0.01)
 
 
 def test_smooth_prior_is_ridge_with_tiny_length_scales():
@@ -98,15 +99,15 @@ def test_smooth_prior_is_ridge_with_tiny_length_scales():
     np.testing.assert_allclose(np.linalg.norm(out.weights), np.linalg.norm(white), rtol=1e-5)
 
 
-def test_localized_envelope_peaks_at_its_centre_with_unit_mean_square():
+def test_localized_envelope_is_one_at_its_centre():
     fixed = {"strf_white": jnp.ones((1, 9, 7)), "centre_freq": jnp.array([2.0]),
              "centre_lag": jnp.array([4.0]), "width_freq": jnp.array([1.5]),
              "width_lag": jnp.array([1.0])}
     with handlers.condition(data=fixed), handlers.seed(rng_seed=0):
         envelope = np.asarray(Localized().sample(1, 9, 7).weights[0])
     assert np.unravel_index(envelope.argmax(), envelope.shape) == (2, 4)
-    np.testing.assert_allclose((envelope**2).mean(), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(envelope[3, 4] / envelope[2, 4], np.exp(-0.5 / 1.5**2), rtol=1e-5)
+    np.testing.assert_allclose(envelope[2, 4], 1.0)
+    np.testing.assert_allclose(envelope[3, 5], 1 / ((1 + 1 / 1.5**2) * (1 + 1)), rtol=1e-5)
 
 
 def test_sparse_prior_caps_each_weight_scale_at_the_slab():
