@@ -247,9 +247,9 @@ class Localized(_WhiteLatent):
     ``W[n, f, l] = sigma_n e[n, f, l] Z0[n, f, l]``, ``e = 1 / ((1 + ((f - c_f) / w_f)^2)
     (1 + ((l - c_l) / w_l)^2))``: 1 at the centre, so the weights the data pin down keep their
     prior scale and the envelope shrinks the periphery, and Cauchy-shaped rather than ALD's
-    Gaussian, so that its log moves boundedly with the widths (see `smooth_spectrum`); the
-    ``(c_f, c_l)`` uniform over the STRF and the widths ``LogNormal(log(median), 0.75)`` in
-    channels and bins; ``Z0 ~ N(0, I)`` and ``sigma_n`` marginalised as in `Ridge`. ALD's joint
+    Gaussian, so that its log moves boundedly with the widths (see `smooth_spectrum`). The
+    centre ``(c_f, c_l)`` is uniform over the STRF, the widths ``LogNormal(log(median), 0.75)``
+    in channels and bins; ``Z0 ~ N(0, I)`` and ``sigma_n`` marginalised as in `Ridge`. ALD's joint
     frequency-domain smoothness is left to `Smooth`.
 
     Parameters

@@ -1,6 +1,7 @@
 """Command line at tiny sizes: outputs, exit codes, one-line errors, no overwrite."""
 
 import hashlib
+import json
 import subprocess
 import sys
 
@@ -29,12 +30,16 @@ def test_simulate_writes_a_loadable_recording(data):
 
 def test_fit_writes_a_fit_and_prints_diagnostics(data, tmp_path, capsys):
     out = tmp_path / "fit.nc"
-    assert main(["fit", str(data), "--activation", "sigmoid", "--out", str(out), *SAMPLER]) == 0
+    assert main(["fit", str(data), "--activation", "sigmoid", "--strf", "lowrank:2", "--out",
+                 str(out), *SAMPLER]) == 0
     printed = capsys.readouterr().out
     assert "max_rhat" in printed and f"wrote {out}" in printed
     tree = load_fit(out)
     assert tree.attrs["activation"] == "sigmoid"
+    assert json.loads(tree.attrs["strf_prior"]) == {"name": "lowrank", "rank": 2,
+                                                    "factors": "ridge", "drive_scale": 1.0}
     assert tree["posterior"]["strf"].shape == (1, 10, 1, 4, 3)
+    assert tree["posterior"]["gain"].shape == (1, 10, 1, 2)
     assert tree.attrs["input_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
 
 
