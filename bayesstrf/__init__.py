@@ -23,7 +23,7 @@ _PUBLIC = {
     "save_fit": "bayesstrf.io",
     "load_fit": "bayesstrf.io",
 }
-_MODULES = ("activations", "strf", "metrics", "design", "model", "io", "plotting", "interop")
+_MODULES = ("activations", "strf", "metrics", "design", "model", "io", "plotting", "interop", "nwb")
 
 __all__ = [*_PUBLIC, *_MODULES]
 

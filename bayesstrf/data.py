@@ -384,6 +384,17 @@ class Recording:
             segment_ids=content["segment_ids"],
         )
 
+    @classmethod
+    def from_nwb(cls, path: str | os.PathLike, units=None, stimulus: str = "spectrogram",
+                 dt: float | None = None, *, freqs=None, group_by: str = "stimulus_name"
+                 ) -> Recording:
+        """Read spike times and a stimulus spectrogram from an NWB file (needs the ``nwb``
+        extra, pynwb); conventions and parameters in `bayesstrf.nwb.read_nwb`."""
+        from bayesstrf.nwb import read_nwb
+
+        return read_nwb(path, units=units, stimulus=stimulus, dt=dt, freqs=freqs,
+                        group_by=group_by)
+
     def to_dataset(self):
         """An ``xarray.Dataset`` over the concatenated time axis (the ``.nc`` layout)."""
         import xarray as xr
