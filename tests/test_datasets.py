@@ -4,9 +4,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 
 from bayesstrf.cli import main
-from bayesstrf.datasets import load_ferret_torc, load_songbird
+from bayesstrf.datasets import (
+    NS1_SOUNDS,
+    load_ferret_torc,
+    load_ns1,
+    load_songbird,
+    ns1_metadata,
+    ns1_spectrogram,
+    ns1_test_segments,
+)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(
@@ -50,3 +59,112 @@ def test_cli_compare_on_songbird_writes_a_report(tmp_path, capsys):
         "fit_double_exponential.nc", "fit_sigmoid.nc", "fit_softplus.nc"]
     # report regenerates from the folder alone
     assert main(["report", str(out)]) == 0
+
+
+# ---- NS1 (facts from ../shared/data/ns1/NOTES.md) ---------------------------------------------
+
+NS1 = DATA / "ns1"
+
+
+@pytest.fixture(scope="module")
+def ns1():
+    return load_ns1(NS1)
+
+
+def _raw_spike_times(file):
+    """Spike times (ms) per natural sound and repeat, read as NOTES.md's prose says."""
+    sets = scipy.io.loadmat(file)["data"][0, 0]["set"][0]
+    return [[r["t"].ravel() for r in sets[j]["repeats"][0]] for j in range(20)]
+
+
+@needs_shared
+def test_ns1_layout_matches_its_notes(ns1):
+    assert (ns1.n_neurons, ns1.n_segments, ns1.n_freq, ns1.dt) == (10, 20, 34, 0.005)
+    # 5.000-s sounds in 5-ms bins, 20 repeats of every sound for every neuron: no NaN trials
+    assert all(c.shape == (10, 20, 1000) for c in ns1.counts)
+    assert not any(np.isnan(c).any() for c in ns1.counts)
+    # release order = stimulus sets 1-20: source 1 frozen.1..12, then source 2 frozen.1..8
+    assert ns1.segment_ids.tolist() == list(NS1_SOUNDS)
+    assert ns1.segment_ids[1].endswith("fw.2.frozen.2")
+    assert ns1.segment_ids[12] == "source.2.sound.0.snr.0.token.0.fw.1.frozen.1"
+    assert ns1.neuron_ids[0] == "dataAC/E1/cluster.02"  # metadata index 4, the most reliable
+    meta = ns1_metadata(NS1)
+    assert meta["meta_index"].tolist() == [4, 12, 15, 19, 23, 48, 65, 87, 92, 111]
+    assert (meta.index == ns1.neuron_ids).all()
+
+
+@needs_shared
+def test_ns1_counts_are_the_raw_spikes_binned(ns1):
+    meta = ns1_metadata(NS1)
+    total = 0
+    for n, file in enumerate(meta["file"]):
+        for j, repeats in enumerate(_raw_spike_times(file)):
+            got = ns1.counts[j][n]
+            assert got.min() >= 0 and (got == np.round(got)).all()
+            expected = [np.sum((t >= 0) & (t < 5000.0)) for t in repeats]
+            np.testing.assert_array_equal(got.sum(axis=1), expected)
+        total += sum(c[n].sum() for c in ns1.counts)
+    # NOTES: 244748 natural-sound spikes over the whole 5.2-s windows; ~97% lie in 0-5000 ms
+    assert 0.95 * 244748 < total < 244748
+
+
+@needs_shared
+def test_ns1_spectrogram_and_band_centres(ns1):
+    for spec in ns1.spectrograms:
+        assert spec.shape == (34, 1000) and np.isfinite(spec).all() and spec.min() >= 20.0
+    assert np.all(np.diff(ns1.freqs) > 0)
+    np.testing.assert_allclose(ns1.freqs[[0, -1]], [500.0, 500.0 * 2**5.5])
+    np.testing.assert_allclose(np.diff(np.log2(ns1.freqs)), 1 / 6)
+    level = np.concatenate(ns1.spectrograms, axis=1)
+    assert 40 < np.median(level) < 60 and level.max() < 110  # dB SPL of 80-dB sounds per band
+
+
+@needs_shared
+def test_ns1_test_split_is_16_train_4_test(ns1):
+    train, test = ns1.split(ns1_test_segments())
+    assert (train.n_segments, test.n_segments) == (16, 4)
+    assert test.segment_ids.tolist() == [NS1_SOUNDS[i] for i in (3, 6, 9, 19)]
+
+
+@needs_shared
+def test_ns1_neuron_selection_by_id_and_index(ns1):
+    picked = load_ns1(NS1, neurons=["dataAC/E1/cluster.05", 0, "exp45_1x32/P04-SH.En.C.U/"
+                                    "cluster.04.data.mat"], n_freq=8)
+    assert picked.neuron_ids.tolist() == [
+        "dataAC/E1/cluster.05", "dataAC/E1/cluster.02", "exp45_1x32/P04-SH.En.C.U/cluster.04"]
+    assert picked.n_freq == 8
+    np.testing.assert_array_equal(picked.counts[5][1], ns1.counts[5][0])
+    np.testing.assert_array_equal(picked.counts[5][0], ns1.counts[5][6])
+
+
+@needs_shared
+def test_ns1_bad_neurons_and_path(tmp_path):
+    with pytest.raises(ValueError, match=r"^neurons: expected ids .*did you mean "
+                                         r"'dataAC/E1/cluster.0[25]'\?$"):
+        load_ns1(NS1, neurons="dataAC/E1/cluster.03")
+    with pytest.raises(ValueError, match=r"neurons: expected .* indices 0..9, found 10$"):
+        load_ns1(NS1, neurons=[10])
+    with pytest.raises(ValueError, match=r"^path: expected an NS1 release folder .*"
+                                         r"MetadataSHEnCneurons.mat"):
+        load_ns1(tmp_path)
+    with pytest.raises(ValueError, match=r"^path: expected an NS1 release folder"):
+        load_ns1(DATA / "songbird-auditory")
+
+
+def test_ns1_bad_path_without_shared_data(tmp_path):
+    with pytest.raises(ValueError, match=r"^path: expected an NS1 release folder"):
+        load_ns1(tmp_path / "nowhere")
+
+
+def test_ns1_spectrogram_recipe_on_a_tone():
+    rate, dt = 48828.0, 0.005
+    time = np.arange(int(rate)) / rate
+    tone = np.sqrt(2) * 0.2 * np.sin(2 * np.pi * 2000.0 * time) * (time >= 0.5)  # 80 dB SPL
+    spec, centres = ns1_spectrogram(tone, rate, dt=dt, floor_db=-100.0)
+    assert spec.shape == (34, 200)
+    # bin t covers sound up to the end of bin t, never later: silent until bin 99
+    assert spec[:, :100].max() == -100.0 and spec[:, 100].max() > 60
+    steady = spec[:, 110:190]
+    assert centres[steady.mean(1).argmax()] == pytest.approx(2000.0)
+    # the triangles partition the power: the bands add up to the tone's level
+    np.testing.assert_allclose(10 * np.log10((10 ** (steady / 10)).sum(0)), 80.0, atol=0.1)
