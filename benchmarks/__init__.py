@@ -1,0 +1,1 @@
+"""Benchmarks and validations, run as modules: ``python -m benchmarks.<name>``."""
