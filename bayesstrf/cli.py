@@ -1,7 +1,8 @@
 """``bayesstrf`` command line: a thin shell over the Python API.
 
 Exit codes: 0 success; 2 bad input (one line on stderr, no traceback, nothing written);
-1 an unexpected error.
+130 interrupted by Ctrl-C (``fit --checkpoint-every`` keeps its checkpoint: continue with
+``--resume``); 1 an unexpected error.
 """
 
 from __future__ import annotations
@@ -110,7 +111,25 @@ def cmd_fit(args) -> None:
     out = Path(args.out)
     _check_output(out, args.force, (".nc",))
     recording = read_recording(args.data)
-    tree = fit(recording, args.activation, **_fit_kwargs(args))
+    checkpoint = out.with_name(out.name + ".ckpt.npz")
+    if args.resume and not checkpoint.exists():
+        raise FileNotFoundError(f"--resume: expected a checkpoint at {str(checkpoint)!r}, "
+                                "found none")
+    if checkpoint.exists() and not (args.resume or args.force):
+        raise FileExistsError(f"--out: checkpoint {str(checkpoint)!r} exists; pass --resume "
+                              "to continue it or --force to start again")
+    if checkpoint.exists() and not args.resume:
+        checkpoint.unlink()
+    kwargs = _fit_kwargs(args)
+    if args.resume or args.checkpoint_every:
+        kwargs |= {"checkpoint": checkpoint, "checkpoint_every": args.checkpoint_every or 100}
+    try:
+        tree = fit(recording, args.activation, **kwargs)
+    except KeyboardInterrupt:
+        if checkpoint.exists():
+            print(f"bayesstrf fit: interrupted; the checkpoint {checkpoint} is kept, continue "
+                  "with --resume", file=sys.stderr)
+        raise
     tree.attrs["input_sha256"] = _sha256(args.data)
     save_fit(tree, out, overwrite=args.force)
     print(diagnose(tree))
@@ -212,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--activation", default="softplus")
     fit.add_argument("--out", required=True, help="fit file (.nc)")
     _sampler_args(fit)
+    fit.add_argument("--checkpoint-every", type=_integer, default=None, metavar="DRAWS",
+                     help="save the sampler state to OUT.ckpt.npz every DRAWS draws")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue from OUT.ckpt.npz (same data and options)")
     fit.set_defaults(run=cmd_fit)
 
     compare = sub.add_parser("compare", help="fit every activation family and compare them")
@@ -245,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as error:  # OSError: FileExistsError, permissions
         print(_one_line(f"bayesstrf {args.command}: error: {error}"), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 

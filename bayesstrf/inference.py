@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import arviz_base as azb
@@ -37,6 +39,7 @@ from numpyro.infer.util import initialize_model
 
 import bayesstrf
 from bayesstrf import activations
+from bayesstrf import checkpoint as checkpoints
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
 from bayesstrf.design import Design, make_design
@@ -198,6 +201,86 @@ def warmup_draws(mcmc: MCMC, model, model_args: tuple) -> np.ndarray:
     return np.asarray(draws, dtype=float).reshape(-1, draws.shape[-1])
 
 
+def latent_names(model, model_args: tuple) -> list[str]:
+    """Sorted names of the model's latent sample sites (the metric's block order)."""
+    trace = handlers.trace(handlers.seed(model, 0)).get_trace(*model_args)
+    return sorted(name for name, site in trace.items()
+                  if site["type"] == "sample" and not site["is_observed"])
+
+
+def map_and_warmup(model, args: tuple, key, warmup: int, draws: int, chains: int, nuts: dict):
+    """MAP, Laplace metric and the two warmup stages (see the module docstring).
+
+    Returns
+    -------
+    mcmc : MCMC
+        Warmed up (``post_warmup_state`` set), ready to draw.
+    metric : array (D, D)
+        The second stage's metric.
+    timings : dict
+        Seconds spent on the MAP and on warmup.
+    """
+    key_map, key_jitter, key_explore, key_sample = jax.random.split(key, 4)
+    start = time.perf_counter()
+    point, potential, _ = find_map(model, args, key_map)
+    metric = laplace_covariance(potential, ravel_pytree(point)[0])
+    map_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    explore = make_mcmc(model, metric, sorted(point), warmup // 2, 1, chains, **nuts)
+    explore.warmup(key_explore, *args, init_params=per_chain(chain_starts(point, chains,
+                   key_jitter), chains), collect_warmup=True)
+    metric = draws_covariance(warmup_draws(explore, model, args))
+    mcmc = make_mcmc(model, metric, sorted(point), warmup - warmup // 2, draws, chains,
+                     step_size=float(np.mean(explore.last_state.adapt_state.step_size)), **nuts)
+    mcmc.warmup(key_sample, *args, init_params=explore.last_state.z)
+    timings = {"map": map_seconds, "warmup": time.perf_counter() - start, "sampling": 0.0}
+    return mcmc, metric, timings
+
+
+def sample_draws(mcmc: MCMC, args: tuple, draws: int, so_far: checkpoints.Checkpoint,
+                 checkpoint, checkpoint_every: int | None, key: str):
+    """Draw until ``draws`` per chain, continuing ``so_far``; with a ``checkpoint`` path, in
+    chunks of ``checkpoint_every``, saving after each.
+
+    Each chunk starts from the previous chunk's last state, RNG keys included, so chunked and
+    resumed runs give exactly the draws of one uninterrupted run.
+
+    Returns
+    -------
+    samples, extra : dict of name -> array (chain, draw, ...)
+    timings : dict
+    """
+    samples, extra = [so_far.samples], [so_far.extra]
+    done, timings = so_far.draws_done, dict(so_far.timings)
+    chunk = checkpoint_every if checkpoint else draws
+    while done < draws:
+        mcmc.num_samples = min(chunk, draws - done)
+        start = time.perf_counter()
+        mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=EXTRA_FIELDS)
+        timings["sampling"] += time.perf_counter() - start
+        samples.append({k: np.asarray(v) for k, v in
+                        mcmc.get_samples(group_by_chain=True).items()})
+        extra.append({k: np.asarray(v) for k, v in
+                      mcmc.get_extra_fields(group_by_chain=True).items()})
+        mcmc.post_warmup_state = mcmc.last_state
+        done += mcmc.num_samples
+        if checkpoint:
+            so_far = checkpoints.Checkpoint([], _join(samples), _join(extra), done,
+                                            so_far.metric, timings)
+            samples, extra = [so_far.samples], [so_far.extra]
+            checkpoints.save(checkpoint, key, mcmc.last_state, so_far)
+    return _join(samples), _join(extra), timings
+
+
+def _join(parts: list[dict]) -> dict:
+    """Concatenate per-chunk dicts of ``(chain, draw, ...)`` arrays along draws."""
+    parts = [part for part in parts if part]
+    if not parts:
+        return {}
+    return {name: np.concatenate([part[name] for part in parts], axis=1) for name in parts[0]}
+
+
 def sample_stats(extra: dict, max_tree_depth: int) -> dict:
     """Per-draw NUTS statistics under ArviZ's names (both tree-depth-saturation spellings)."""
     steps = np.asarray(extra["num_steps"])
@@ -231,6 +314,8 @@ def fit(
     target_accept: float = 0.8,
     max_tree_depth: int = 10,
     chain_method: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
 ) -> xr.DataTree:
     """Sample the posterior of an LN-Poisson STRF model with NUTS.
 
@@ -259,6 +344,13 @@ def fit(
         Raw-scale priors replacing the defaults (see `bayesstrf.model.build_priors`).
     target_accept, max_tree_depth, chain_method
         NUTS settings; ``chain_method`` defaults to `choose_chain_method`.
+    checkpoint : path, optional
+        Checkpoint file (``.npz``; see `bayesstrf.checkpoint`), rewritten atomically after
+        warmup and every ``checkpoint_every`` draws. If it exists, the fit resumes from it
+        (it must have been written by the same call: data, settings and seed) and gives the
+        draws an uninterrupted run would have given.
+    checkpoint_every : int
+        Draws per chain between checkpoints.
 
     Returns
     -------
@@ -279,6 +371,9 @@ def fit(
     if warmup < 10:
         raise ValueError(f"warmup: expected at least 10 iterations (two stages), found {warmup}")
     max_tree_depth = _positive_int(max_tree_depth, "max_tree_depth")
+    checkpoint_every = _positive_int(checkpoint_every, "checkpoint_every")
+    if checkpoint is not None and not str(checkpoint).endswith(".npz"):
+        raise ValueError(f"checkpoint: expected a path ending in .npz, found {str(checkpoint)!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, found {seed!r}")
     if not 0 < target_accept < 1:
@@ -302,31 +397,31 @@ def fit(
                                            problem.priors)
     args = (design, problem.counts)
 
-    key_map, key_jitter, key_explore, key_sample, key_scale = jax.random.split(
-        jax.random.PRNGKey(seed), 5)
-    start = time.perf_counter()
-    point, potential, _ = find_map(model, args, key_map)
-    metric = laplace_covariance(potential, ravel_pytree(point)[0])
-    map_seconds = time.perf_counter() - start
-
+    key_warmup, key_scale = jax.random.split(jax.random.PRNGKey(seed))
     nuts = dict(target_accept=target_accept, max_tree_depth=max_tree_depth,
                 chain_method=chain_method, progress=progress)
-    start = time.perf_counter()
-    explore = make_mcmc(model, metric, sorted(point), warmup // 2, 1, chains, **nuts)
-    explore.warmup(key_explore, *args, init_params=per_chain(chain_starts(point, chains,
-                   key_jitter), chains), collect_warmup=True)
-    metric = draws_covariance(warmup_draws(explore, model, args))
-    mcmc = make_mcmc(model, metric, sorted(point), warmup - warmup // 2, draws, chains,
-                     step_size=float(np.mean(explore.last_state.adapt_state.step_size)), **nuts)
-    mcmc.warmup(key_sample, *args, init_params=explore.last_state.z)
-    warmup_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=EXTRA_FIELDS)
-    sampling_seconds = time.perf_counter() - start
-
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    settings = {"activation": family.name, "strf": strf_prior.spec(), "n_lags": n_lags,
+                "chains": chains, "warmup": warmup, "draws": draws, "seed": int(seed),
+                "priors": describe_priors(prior_set), **nuts, "progress": None}
+    key = checkpoints.fingerprint(recording, settings) if checkpoint else ""
+    if checkpoint and Path(checkpoint).exists():
+        saved = checkpoints.load(checkpoint, key)
+        mcmc = make_mcmc(model, saved.metric, latent_names(model, args), 1, draws, chains,
+                         **nuts)
+        template = mcmc.sampler.init(jax.random.PRNGKey(0), 0, None, args, {})
+        mcmc.post_warmup_state = checkpoints.restore_state(template, saved.leaves)
+        progress_so_far = saved
+    else:
+        mcmc, metric, timings = map_and_warmup(model, args, key_warmup, warmup, draws, chains,
+                                               nuts)
+        progress_so_far = checkpoints.Checkpoint([], {}, {}, 0, metric, timings)
+        if checkpoint:
+            checkpoints.save(checkpoint, key, mcmc.post_warmup_state, progress_so_far)
+    samples, extra, timings = sample_draws(mcmc, args, draws, progress_so_far, checkpoint,
+                                           checkpoint_every, key)
+    map_seconds, warmup_seconds, sampling_seconds = (
+        timings["map"], timings["warmup"], timings["sampling"])
     samples |= strf_prior.completed(samples, key_scale)
-    extra = mcmc.get_extra_fields(group_by_chain=True)
 
     attrs = {
         "bayesstrf_version": bayesstrf.__version__,
