@@ -11,7 +11,7 @@ FIND_PYTHON = for c in "$$PYTHON" python3.13 python3.12 $$(ls -d $(PYENV_ROOT)/v
 	  "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v "$$c"; break; }; \
 	done
 
-.PHONY: demo test test-all clean
+.PHONY: demo test test-all bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@py=$$($(FIND_PYTHON)); \
@@ -35,6 +35,11 @@ test: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# Performance benchmark (issue 4): bayesstrf vs plain NumPyro (and Stan when pystan imports;
+# `pip install -e .[bench]`) at the default sizes; writes docs/benchmarks.md and .json.
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.performance
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
