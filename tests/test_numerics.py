@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import arviz_stats as azs
 import numpy as np
 import pytest
 
@@ -112,3 +113,18 @@ def test_the_console_script_gives_the_api_draws(repro_recording, repro_fit, tmp_
     cli = load_fit(out)
     np.testing.assert_array_equal(cli["posterior"]["strf"].values,
                                   repro_fit["posterior"]["strf"].values)
+
+
+@pytest.mark.slow
+def test_chain_methods_give_statistically_equivalent_posteriors(repro_recording):
+    """Sequential and vectorized chains differ in the last bits, which NUTS amplifies; their
+    posterior means must agree within Monte Carlo error (4 combined MCSE)."""
+    settings = dict(n_lags=3, chains=2, warmup=150, draws=300, seed=2, progress=False)
+    recording = Recording.load(repro_recording)
+    fits = [fit(recording, "softplus", chain_method=method, **settings)
+            for method in ("sequential", "vectorized")]
+    for name in ("strf", "raw_beta", "raw_b", "drive_offset"):
+        means = [f["posterior"][name].mean(("chain", "draw")).values for f in fits]
+        errors = [azs.mcse(f["posterior"].to_dataset()[[name]])[name].values for f in fits]
+        tolerance = 4 * np.sqrt(errors[0] ** 2 + errors[1] ** 2)
+        assert (np.abs(means[0] - means[1]) < tolerance).all(), name
