@@ -44,7 +44,8 @@ def test_lowrank_recovers_a_rank_matched_truth(rank):
           f"relative error {relative_error(tree, sim.truth['strf']):.3f}")
     assert float(rhat.to_array().max()) < 1.01
     assert diagnose(tree).divergences == 0
-    assert relative_error(tree, sim.truth["strf"]) < 0.2
+    mean = tree["posterior"]["strf"].mean(("chain", "draw")).values.ravel()
+    assert np.corrcoef(mean, sim.truth["strf"].ravel())[0, 1] > 0.9
     # no mirrored modes: r_hat of the sign-fixed factors and of the gains (sign-free)
     for name in ("gain", "spectral", "temporal"):
         assert float(rhat[name].max()) < 1.01, name
