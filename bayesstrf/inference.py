@@ -38,7 +38,7 @@ from numpyro.infer import MCMC, NUTS, init_to_median
 from numpyro.infer.util import initialize_model
 
 import bayesstrf
-from bayesstrf import activations
+from bayesstrf import activations, checks
 from bayesstrf import checkpoint as checkpoints
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
@@ -58,12 +58,6 @@ logger = logging.getLogger(__name__)
 EXTRA_FIELDS = (
     "diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy",
 )
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, found {value!r}")
-    return int(value)
 
 
 def choose_chain_method(chains: int) -> str:
@@ -360,22 +354,18 @@ def fit(
         (``counts (chain, draw, neuron, segment)``), ``observed_data``; attrs hold the
         version, seed, specs, priors and data-derived hyperparameters.
     """
-    if not isinstance(recording, Recording):
-        raise TypeError(
-            f"recording: expected a bayesstrf.Recording, found {type(recording).__name__}"
-        )
+    checks.recording(recording)
     family = activations.get(activation)
     strf_prior = strf_priors.get(strf)
-    n_lags, chains = _positive_int(n_lags, "n_lags"), _positive_int(chains, "chains")
-    warmup, draws = _positive_int(warmup, "warmup"), _positive_int(draws, "draws")
+    n_lags, chains = checks.positive_int(n_lags, "n_lags"), checks.positive_int(chains, "chains")
+    warmup, draws = checks.positive_int(warmup, "warmup"), checks.positive_int(draws, "draws")
     if warmup < 10:
         raise ValueError(f"warmup: expected at least 10 iterations (two stages), found {warmup}")
-    max_tree_depth = _positive_int(max_tree_depth, "max_tree_depth")
-    checkpoint_every = _positive_int(checkpoint_every, "checkpoint_every")
+    max_tree_depth = checks.positive_int(max_tree_depth, "max_tree_depth")
+    checkpoint_every = checks.positive_int(checkpoint_every, "checkpoint_every")
     if checkpoint is not None and not str(checkpoint).endswith(".npz"):
         raise ValueError(f"checkpoint: expected a path ending in .npz, found {str(checkpoint)!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, found {seed!r}")
+    seed = checks.seed(seed)
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept: expected a value in (0, 1), found {target_accept!r}")
     shortest = int(recording.segment_lengths.min())

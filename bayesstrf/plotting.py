@@ -13,7 +13,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from bayesstrf import activations
+from bayesstrf import activations, checks
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design, strf_drive
 from bayesstrf.metrics import cc_norm, cc_raw
@@ -67,10 +67,7 @@ def _posterior(fit) -> xr.Dataset:
 
 def _check_recording(fit, recording) -> None:
     """The recording must have the fit's neurons, frequency axis and bin width."""
-    if not isinstance(recording, Recording):
-        raise TypeError(
-            f"recording: expected a bayesstrf.Recording, found {type(recording).__name__}"
-        )
+    checks.recording(recording)
     strf = fit["posterior"]["strf"]
     neurons = [str(i) for i in strf["neuron"].values]
     problems = []

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import xarray as xr
 
-from bayesstrf import activations
+from bayesstrf import activations, checks
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design
 from bayesstrf.model import count_statistics, lnp_rate, poisson_log_likelihood
@@ -36,10 +36,7 @@ def _draws(fit: xr.DataTree, max_draws: int | None) -> tuple[dict, tuple[int, in
 
 
 def _check(fit: xr.DataTree, recording: Recording) -> None:
-    if not isinstance(recording, Recording):
-        raise TypeError(
-            f"recording: expected a bayesstrf.Recording, found {type(recording).__name__}"
-        )
+    checks.recording(recording)
     strf = fit["posterior"]["strf"]
     if recording.n_freq != strf.sizes["freq"] or recording.n_neurons != strf.sizes["neuron"]:
         raise ValueError(

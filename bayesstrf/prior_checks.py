@@ -16,10 +16,10 @@ import numpyro
 import xarray as xr
 from numpyro.infer import Predictive
 
-from bayesstrf import activations
+from bayesstrf import activations, checks
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
-from bayesstrf.inference import _positive_int, build_problem
+from bayesstrf.inference import build_problem
 from bayesstrf.model import rate_and_sites
 
 
@@ -57,15 +57,11 @@ def prior_predictive(
         (chain, draw, neuron)`` in spikes per bin; attrs ``observed_mean_rate`` (per neuron)
         and ``dt``.
     """
-    if not isinstance(recording, Recording):
-        raise TypeError(
-            f"recording: expected a bayesstrf.Recording, found {type(recording).__name__}"
-        )
+    checks.recording(recording)
     family, strf_prior = activations.get(activation), strf_priors.get(strf)
-    n_lags, draws = _positive_int(n_lags, "n_lags"), _positive_int(draws, "draws")
-    max_bins = _positive_int(max_bins, "max_bins")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, found {seed!r}")
+    n_lags, draws = checks.positive_int(n_lags, "n_lags"), checks.positive_int(draws, "draws")
+    max_bins = checks.positive_int(max_bins, "max_bins")
+    seed = checks.seed(seed)
     problem = build_problem(recording, family, strf_prior, n_lags, priors)
     n_bins = int(problem.design.valid.shape[0])
     bins = np.unique(np.linspace(0, n_bins - 1, min(max_bins, n_bins)).round().astype(int))

@@ -21,11 +21,11 @@ import pandas as pd
 from numpyro.infer import Predictive
 from scipy.stats import chisquare
 
-from bayesstrf import activations
+from bayesstrf import activations, checks
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design
-from bayesstrf.inference import _positive_int, fit
+from bayesstrf.inference import fit
 from bayesstrf.model import build_priors, make_model
 from bayesstrf.simulation import natural_spectrogram
 
@@ -104,8 +104,9 @@ def sbc(
     SBC
     """
     family, strf_prior = activations.get(activation), strf_priors.get(strf)
-    replicates, n_ranks = _positive_int(replicates, "replicates"), _positive_int(n_ranks, "n_ranks")
-    if _positive_int(bins, "bins") > n_ranks or n_ranks % bins:
+    replicates = checks.positive_int(replicates, "replicates")
+    n_ranks = checks.positive_int(n_ranks, "n_ranks")
+    if checks.positive_int(bins, "bins") > n_ranks or n_ranks % bins:
         raise ValueError(f"bins: expected a divisor of n_ranks={n_ranks}, found {bins!r}")
     rng = np.random.default_rng(seed)
     spectrogram = natural_spectrogram(n_freq, n_time, rng)
