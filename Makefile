@@ -11,7 +11,7 @@ FIND_PYTHON = for c in "$$PYTHON" python3.13 python3.12 $$(ls -d $(PYENV_ROOT)/v
 	  "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v "$$c"; break; }; \
 	done
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	@py=$$($(FIND_PYTHON)); \
@@ -40,6 +40,12 @@ test-all: $(VENV)/.installed
 # `pip install -e .[bench]`) at the default sizes; writes docs/benchmarks.md and .json.
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.performance
+
+# Documentation site (issue 8), built offline with warnings as errors:
+# docs/_build/html/index.html. Not part of `make test`.
+docs: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[docs]"
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
