@@ -107,6 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="markdown file to write, the JSON next to it (default: "
                         "docs/benchmarks.md; with --quick a file in the temporary folder)")
     parser.add_argument("--seed", type=int, default=0, help="data and sampler seed")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the report's notes (e.g. the machine was shared)")
     for name in ("chains", "warmup", "baseline_warmup", "draws"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                             help=f"override (full: {FULL[name]}, quick: {QUICK[name]})")
@@ -524,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     import jax.monitoring
 
     jax.monitoring.register_event_duration_secs_listener(CLOCK)
-    env, rows, notes = environment(), [], []
+    env, rows, notes = environment(), [], list(args.note)
     sizes = {"quick": QUICK_SIZE} if args.quick else {name: SIZES[name] for name in args.sizes}
     methods = list(args.methods)
     if "stan" in methods and (why := stan_available()):
