@@ -16,10 +16,13 @@ enough draws to capture the curved activation-parameter directions the Laplace m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -248,23 +251,51 @@ def sample_draws(mcmc: MCMC, args: tuple, draws: int, so_far: checkpoints.Checkp
     samples, extra = [so_far.samples], [so_far.extra]
     done, timings = so_far.draws_done, dict(so_far.timings)
     chunk = checkpoint_every if checkpoint else draws
-    while done < draws:
-        mcmc.num_samples = min(chunk, draws - done)
-        start = time.perf_counter()
-        mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=EXTRA_FIELDS)
-        timings["sampling"] += time.perf_counter() - start
-        samples.append({k: np.asarray(v) for k, v in
-                        mcmc.get_samples(group_by_chain=True).items()})
-        extra.append({k: np.asarray(v) for k, v in
-                      mcmc.get_extra_fields(group_by_chain=True).items()})
-        mcmc.post_warmup_state = mcmc.last_state
-        done += mcmc.num_samples
-        if checkpoint:
-            so_far = checkpoints.Checkpoint([], _join(samples), _join(extra), done,
-                                            so_far.metric, timings)
-            samples, extra = [so_far.samples], [so_far.extra]
-            checkpoints.save(checkpoint, key, mcmc.last_state, so_far)
+    with _stop_after_chunk_on_ctrl_c(checkpoint is not None) as interrupted:
+        while done < draws:
+            if interrupted:
+                raise KeyboardInterrupt
+            mcmc.num_samples = min(chunk, draws - done)
+            start = time.perf_counter()
+            mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=EXTRA_FIELDS)
+            timings["sampling"] += time.perf_counter() - start
+            samples.append({k: np.asarray(v) for k, v in
+                            mcmc.get_samples(group_by_chain=True).items()})
+            extra.append({k: np.asarray(v) for k, v in
+                          mcmc.get_extra_fields(group_by_chain=True).items()})
+            mcmc.post_warmup_state = mcmc.last_state
+            done += mcmc.num_samples
+            if checkpoint:
+                so_far = checkpoints.Checkpoint([], _join(samples), _join(extra), done,
+                                                so_far.metric, timings)
+                samples, extra = [so_far.samples], [so_far.extra]
+                checkpoints.save(checkpoint, key, mcmc.last_state, so_far)
     return _join(samples), _join(extra), timings
+
+
+@contextlib.contextmanager
+def _stop_after_chunk_on_ctrl_c(active: bool):
+    """While checkpointing, a first Ctrl-C (SIGINT) only asks to stop: the current chunk of
+    draws finishes and is saved, then `sample_draws` raises KeyboardInterrupt. (Raised in the
+    middle of a JAX dispatch, the interrupt would surface as another error.) A second Ctrl-C
+    interrupts at once."""
+    requested: list[bool] = []
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def request_stop(signum, frame):
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(True)
+        logger.warning("interrupted: stopping after the current chunk of draws is saved "
+                       "(Ctrl-C again to stop now)")
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _join(parts: list[dict]) -> dict:

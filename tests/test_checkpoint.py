@@ -62,14 +62,14 @@ def draws_saved(path) -> int:
 
 def interrupt_mid_sampling(recording_path, out, sig) -> tuple[int, str]:
     """Start `bayesstrf fit` with checkpoints every 15 draws; send ``sig`` once one chunk of
-    draws is saved and before the last. Returns the exit status and stderr."""
+    draws is saved and before the last chunk starts. Returns the exit status and stderr."""
     checkpoint = out.with_name(out.name + ".ckpt.npz")
     process = subprocess.Popen(
         [sys.executable, "-m", "bayesstrf.cli", "fit", str(recording_path), "--out", str(out),
          "--checkpoint-every", "15", *CLI], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     deadline = time.monotonic() + 300
-    while not 15 <= draws_saved(checkpoint) < 60:
+    while not 15 <= draws_saved(checkpoint) < 45:
         assert process.poll() is None, "fit ended before it could be interrupted"
         assert time.monotonic() < deadline
         time.sleep(0.05)
