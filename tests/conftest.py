@@ -1,5 +1,6 @@
 """Shared fixtures: tiny simulated recordings and fits, made once per session."""
 
+import jax
 import pytest
 
 from bayesstrf import fit, simulate
@@ -16,3 +17,12 @@ def tiny_simulation():
 @pytest.fixture(scope="session")
 def tiny_fit(tiny_simulation):
     return fit(tiny_simulation.recording, "softplus", **TINY_FIT)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Free JAX's compiled executables after each test module. Every fit compiles new
+    programs; kept for the whole suite they exhausted the process's memory maps
+    (vm.max_map_count) and XLA aborted while compiling."""
+    yield
+    jax.clear_caches()
