@@ -35,7 +35,6 @@ a run that is stopped keeps what it has.
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import json
 import os
@@ -49,6 +48,8 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.environment import environment as describe_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("softplus", "sigmoid", "double_exponential")
@@ -409,26 +410,9 @@ def stan_available() -> str | None:
 # ---- report ------------------------------------------------------------------------------------
 
 def environment() -> dict:
-    import jax
-
-    def version(package: str) -> str:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return "absent"
-
-    return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
-        "processor": platform.processor() or "unknown",
-        "jax_backend": jax.default_backend(),
-        "jax_devices": ", ".join(str(d) for d in jax.devices()),
-        "python": platform.python_version(),
-        "versions": {p: version(p) for p in ("bayesstrf", "jax", "jaxlib", "numpyro",
-                                             "arviz-stats", "pystan", "httpstan")},
-        "load_average": list(os.getloadavg()),
-        "command": " ".join(["python -m benchmarks.performance", *sys.argv[1:]]),
-    }
+    """This run's machine, versions and command (`benchmarks.environment`)."""
+    packages = ("bayesstrf", "jax", "jaxlib", "numpyro", "arviz-stats", "pystan", "httpstan")
+    return describe_environment("benchmarks.performance", packages)
 
 
 def _cell(value, digits: int = 2) -> str:

@@ -23,16 +23,14 @@ copied into it.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
+
+from benchmarks.environment import environment as describe_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -168,29 +166,9 @@ def evaluate(dataset: str, neuron: str, train, test, n_lags: int, family: str, m
 # ---- report ------------------------------------------------------------------------------------
 
 def environment() -> dict:
-    import jax
-
-    def version(package: str) -> str:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return "absent"
-
-    try:
-        commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
-        "jax_devices": ", ".join(str(d) for d in jax.devices()),
-        "python": platform.python_version(),
-        "versions": {p: version(p) for p in ("bayesstrf", "jax", "jaxlib", "numpyro",
-                                             "arviz-stats", "numpy", "scipy", "xarray")},
-        "commit": commit,
-        "command": " ".join(["python -m benchmarks.real_data", *sys.argv[1:]]),
-    }
+    """This run's machine, versions and command (`benchmarks.environment`)."""
+    packages = ("bayesstrf", "jax", "jaxlib", "numpyro", "arviz-stats", "numpy", "scipy", "xarray")
+    return describe_environment("benchmarks.real_data", packages)
 
 
 def _cell(value, digits: int = 3) -> str:

@@ -1,0 +1,43 @@
+"""What a benchmark ran on: date, machine, devices, versions, commit and command line."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def environment(module: str, packages: tuple[str, ...]) -> dict:
+    """JSON-able description of this run of ``python -m <module>``, with ``packages``'
+    versions ("absent" when not installed)."""
+    import jax
+
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "absent"
+
+    try:
+        commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
+        "processor": platform.processor() or "unknown",
+        "jax_backend": jax.default_backend(),
+        "jax_devices": ", ".join(str(d) for d in jax.devices()),
+        "python": platform.python_version(),
+        "versions": {p: version(p) for p in packages},
+        "load_average": list(os.getloadavg()),
+        "commit": commit,
+        "command": " ".join([f"python -m {module}", *sys.argv[1:]]),
+    }
