@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -41,3 +42,17 @@ def environment(module: str, packages: tuple[str, ...]) -> dict:
         "commit": commit,
         "command": " ".join([f"python -m {module}", *sys.argv[1:]]),
     }
+
+
+def settings_and_out(parser, args, full: dict, quick: dict, name: str) -> None:
+    """Fill ``args.settings`` (quick or full, then command-line overrides) and ``args.out``
+    (a temporary file for ``--quick``, else ``docs/<name>.md``), refusing a bad ``--out``."""
+    args.settings = {key: value if getattr(args, key, None) is None else getattr(args, key)
+                     for key, value in (quick if args.quick else full).items()}
+    if args.out is None:
+        args.out = (Path(tempfile.gettempdir()) / f"bayesstrf-{name}-quick.md" if args.quick
+                    else ROOT / "docs" / f"{name}.md")
+    if args.out.suffix != ".md":
+        parser.error(f"--out: expected a .md file name, found {str(args.out)!r}")
+    if not args.out.parent.is_dir():
+        parser.error(f"--out: expected an existing folder, found {str(args.out.parent)!r}")

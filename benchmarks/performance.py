@@ -41,7 +41,6 @@ import os
 import platform
 import resource
 import sys
-import tempfile
 import time
 import traceback
 from importlib import metadata
@@ -50,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.environment import environment as describe_environment
+from benchmarks.environment import settings_and_out
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("softplus", "sigmoid", "double_exponential")
@@ -114,18 +114,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                             help=f"override (full: {FULL[name]}, quick: {QUICK[name]})")
     args = parser.parse_args(argv)
-    settings = dict(QUICK if args.quick else FULL)
-    for name in list(settings):
-        if getattr(args, name) is not None:
-            settings[name] = getattr(args, name)
-    args.settings = settings
-    if args.out is None:
-        args.out = (Path(tempfile.gettempdir()) / "bayesstrf-benchmarks-quick.md" if args.quick
-                    else ROOT / "docs" / "benchmarks.md")
-    if args.out.suffix != ".md":
-        parser.error(f"--out: expected a .md file name, found {str(args.out)!r}")
-    if not args.out.parent.is_dir():
-        parser.error(f"--out: folder {str(args.out.parent)!r} does not exist")
+    settings_and_out(parser, args, FULL, QUICK, "benchmarks")
     return args
 
 

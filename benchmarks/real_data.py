@@ -26,11 +26,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.environment import environment as describe_environment
+from benchmarks.environment import settings_and_out
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -65,18 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                             help=f"override (full: {FULL[name]}, quick: {QUICK[name]})")
     args = parser.parse_args(argv)
-    settings = dict(QUICK if args.quick else FULL)
-    for name in list(settings):
-        if getattr(args, name, None) is not None:
-            settings[name] = getattr(args, name)
-    args.settings = settings
-    if args.out is None:
-        args.out = (Path(tempfile.gettempdir()) / "bayesstrf-validation-quick.md" if args.quick
-                    else ROOT / "docs" / "validation.md")
-    if args.out.suffix != ".md":
-        parser.error(f"--out: expected a .md file name, found {str(args.out)!r}")
-    if not args.out.parent.is_dir():
-        parser.error(f"--out: expected an existing folder, found {str(args.out.parent)!r}")
+    settings_and_out(parser, args, FULL, QUICK, "validation")
     if not args.data.is_dir():
         parser.error(f"--data: expected the shared data folder, found {str(args.data)!r}")
     return args
