@@ -13,6 +13,7 @@ _PUBLIC = {
     "simulate": "bayesstrf.simulation",
     "Simulation": "bayesstrf.simulation",
     "fit": "bayesstrf.inference",
+    "fit_distributed": "bayesstrf.distributed",
     "diagnose": "bayesstrf.diagnostics",
     "Diagnostics": "bayesstrf.diagnostics",
     "compare": "bayesstrf.comparison",
