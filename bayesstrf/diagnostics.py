@@ -34,8 +34,10 @@ class Diagnostics:
         One row per neuron: ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``, the worst
         parameter, and whether each check passed.
     divergences, saturated : int
-        Divergent transitions and tree-depth-saturated transitions (all chains).
+        Divergent transitions and tree-depth-saturated transitions (all chains; with one
+        NUTS per neuron, all neurons: the table then also counts them per neuron).
     ebfmi : numpy.ndarray (chain,)
+        Per chain; the lowest over neurons with one NUTS per neuron.
     warnings : list of str
         Plain-language problems and what to do about them; empty when all checks pass.
     """
@@ -59,13 +61,15 @@ class Diagnostics:
 
 
 def _per_neuron(stat: xr.Dataset, reduce: str) -> tuple[pd.Series, pd.Series]:
-    """Worst value of a statistic per neuron over every parameter, and which parameter."""
+    """Worst value of a statistic per neuron over every parameter, and which parameter.
+    Population-level parameters (no ``neuron`` dim, under pooling) count for every neuron."""
     frames = []
+    neurons = stat["neuron"].values
     for name, values in stat.data_vars.items():
-        if "neuron" not in values.dims:
-            continue
         other = [d for d in values.dims if d != "neuron"]
         reduced = getattr(values, reduce)(other) if other else values
+        if "neuron" not in values.dims:
+            reduced = reduced.expand_dims(neuron=neurons)
         frames.append(reduced.to_series().rename(name))
     table = pd.concat(frames, axis=1)
     worst = getattr(table, reduce)(axis=1)
@@ -110,8 +114,16 @@ def diagnose(fit: xr.DataTree) -> Diagnostics:
     divergences = int(stats["diverging"].sum())
     saturation = stats.get("reached_max_tree_depth", stats.get("reached_max_treedepth"))
     saturated = int(saturation.sum()) if saturation is not None else 0
-    energy_fraction = np.asarray(azs.bfmi(stats["energy"].values), dtype=float)
+    energy = stats["energy"].transpose("chain", "draw", ...).values
+    neuronwise = energy.ndim == 3
+    energy_fraction = np.asarray(
+        [azs.bfmi(energy[..., n]) for n in range(energy.shape[-1])] if neuronwise
+        else [azs.bfmi(energy)], dtype=float,
+    ).min(0)
     n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
+    if neuronwise:
+        table["divergences"] = stats["diverging"].sum(("chain", "draw")).to_series()
+        n_draws *= energy.shape[-1]
 
     warnings = []
     if n_chains < 2:

@@ -43,16 +43,19 @@ from numpyro.infer.util import initialize_model
 import bayesstrf
 from bayesstrf import activations, checks
 from bayesstrf import checkpoint as checkpoints
+from bayesstrf import metric as metrics
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
 from bayesstrf.design import Design, make_design
 from bayesstrf.model import (
     Counts,
     build_priors,
+    check_poolable,
     count_statistics,
     describe_priors,
     make_model,
 )
+from bayesstrf.population import NeuronwiseNUTS
 from bayesstrf.prediction import log_likelihood
 
 logger = logging.getLogger(__name__)
@@ -81,22 +84,29 @@ class Problem(NamedTuple):
     counts: Counts
     mean_rate: np.ndarray
     priors: dict
+    single_model: Callable | None = None
 
 
 def build_problem(recording: Recording, family: activations.Activation, strf_prior,
-                  n_lags: int, priors: dict | None = None) -> Problem:
+                  n_lags: int, priors: dict | None = None, *, neuronwise: bool = False,
+                  pooling: str | None = None) -> Problem:
     """Design, count statistics, data-centred priors and the NumPyro model for a recording.
 
     Each neuron's mean rate (spikes per bin per trial; half a spike over all trials for a
-    silent neuron) centres the default activation priors.
+    silent neuron) centres the default activation priors. With ``neuronwise``, the problem
+    also carries the one-neuron model that `NeuronwiseNUTS` maps over neurons (its priors
+    are passed per call). ``pooling`` is passed to `bayesstrf.model.make_model`.
     """
     design = make_design(recording.spectrograms, n_lags)
     counts = count_statistics(recording.counts)
     mean_rate = np.asarray(counts.total.sum(1) / counts.trials.sum(1), dtype=float)
     mean_rate = np.maximum(mean_rate, 0.5 / np.asarray(counts.trials.sum(1)))
     prior_set = build_priors(family, mean_rate, priors)
-    model = make_model(family, strf_prior, prior_set, recording.n_neurons)
-    return Problem(model, design, counts, mean_rate, prior_set)
+    if pooling == "activation":
+        check_poolable(family, prior_set)
+    model = make_model(family, strf_prior, prior_set, recording.n_neurons, pooling)
+    single_model = make_model(family, strf_prior, {}, 1) if neuronwise else None
+    return Problem(model, design, counts, mean_rate, prior_set, single_model)
 
 
 def find_map(model, model_args: tuple, key, max_iter: int = 1000):
@@ -132,32 +142,6 @@ def find_map(model, model_args: tuple, key, max_iter: int = 1000):
     return unravel(jnp.asarray(result.x, flat.dtype)), potential, unravel
 
 
-def laplace_covariance(potential, point: jnp.ndarray) -> np.ndarray:
-    """Inverse Hessian of the potential at ``point``, eigenvalues clipped to be positive.
-
-    The Hessian is built one Hessian-vector product at a time (memory O(D T), not O(D^2 T)).
-    """
-    dim = point.shape[0]
-
-    def hvp(vector):
-        return jax.jvp(jax.grad(potential), (point,), (vector,))[1]
-
-    hessian = np.asarray(jax.lax.map(jax.jit(hvp), jnp.eye(dim, dtype=point.dtype),
-                                     batch_size=min(dim, 32)), dtype=float)
-    values, vectors = np.linalg.eigh((hessian + hessian.T) / 2)
-    values = np.clip(np.abs(values), 1e-8 * np.abs(values).max() + 1e-12, None)
-    return (vectors / values) @ vectors.T
-
-
-def draws_covariance(draws: np.ndarray) -> np.ndarray:
-    """Covariance of pooled warmup draws ``(n, D)``, shrunk towards its diagonal by
-    ``D / (n + D)`` so that it stays well conditioned when ``n`` is not much above ``D``."""
-    n, dim = draws.shape
-    sample = np.cov(draws, rowvar=False).reshape(dim, dim)
-    weight = dim / (n + dim)
-    return (1 - weight) * sample + weight * np.diag(np.diag(sample))
-
-
 def chain_starts(point: dict, chains: int, key, jitter: float = 0.02) -> dict:
     """``chains`` copies of an unconstrained point, each moved by N(0, jitter^2) noise."""
     flat, unravel = ravel_pytree(point)
@@ -170,31 +154,46 @@ def per_chain(starts: dict, chains: int) -> dict:
     return starts if chains > 1 else jax.tree.map(lambda x: x[0], starts)
 
 
-def make_mcmc(model, metric: np.ndarray, names, warmup: int, draws: int, chains: int, *,
+def make_mcmc(problem: Problem, metric: np.ndarray, warmup: int, draws: int, chains: int, *,
               target_accept: float, max_tree_depth: int, chain_method: str, progress: bool,
-              step_size: float = 1.0) -> MCMC:
-    """NUTS with a fixed dense metric (inverse mass matrix); warmup adapts the step size."""
-    kernel = NUTS(
-        model, dense_mass=True, inverse_mass_matrix={tuple(names): jnp.asarray(metric,
-        jnp.float32)}, adapt_mass_matrix=False, step_size=step_size,
-        target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
-    )
+              step_size=1.0) -> MCMC:
+    """NUTS with a fixed dense metric (inverse mass matrix); warmup adapts the step size.
+
+    A metric ``(D, D)`` makes one NUTS over the joint posterior; ``(N, D, D)`` makes
+    `NeuronwiseNUTS`, one NUTS per neuron (``step_size`` then may be ``(N,)``).
+    """
+    if np.ndim(metric) == 3:
+        kernel = NeuronwiseNUTS(
+            problem.model, problem.single_model, problem.priors, metric, step_size=step_size,
+            target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
+        )
+    else:
+        names = latent_names(problem.model, (problem.design, problem.counts))
+        kernel = NUTS(
+            problem.model, dense_mass=True, inverse_mass_matrix={tuple(names): jnp.asarray(
+                metric, jnp.float32)}, adapt_mass_matrix=False, step_size=float(step_size),
+            target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
+        )
     return MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
                 chain_method=chain_method, progress_bar=progress)
 
 
-def warmup_draws(mcmc: MCMC, model, model_args: tuple) -> np.ndarray:
-    """Second half of the collected warmup draws, unconstrained and pooled: ``(n, D)``,
-    ordered like the flattened sites (``ravel_pytree``)."""
+def warmup_draws(mcmc: MCMC, model, model_args: tuple, neuronwise: bool) -> np.ndarray:
+    """Second half of the collected warmup draws, unconstrained and pooled over chains:
+    ``(n, D)`` in ``ravel_pytree`` order, or per neuron ``(N, n, D)`` in
+    `bayesstrf.metric.neuron_rows` order."""
     trace = handlers.trace(handlers.seed(model, 0)).get_trace(*model_args)
     samples = mcmc.get_samples(group_by_chain=True)
     half = next(iter(samples.values())).shape[1] // 2
-    flat = {
+    unconstrained = {
         name: biject_to(site["fn"].support).inv(samples[name][:, half:])
         for name, site in trace.items()
         if site["type"] == "sample" and not site["is_observed"]
     }
-    draws = jax.vmap(jax.vmap(lambda point: ravel_pytree(point)[0]))(flat)
+    if neuronwise:
+        rows = np.asarray(metrics.neuron_rows(unconstrained, batch_ndim=2), dtype=float)
+        return np.moveaxis(rows.reshape(-1, *rows.shape[2:]), 1, 0)
+    draws = jax.vmap(jax.vmap(lambda point: ravel_pytree(point)[0]))(unconstrained)
     return np.asarray(draws, dtype=float).reshape(-1, draws.shape[-1])
 
 
@@ -205,31 +204,38 @@ def latent_names(model, model_args: tuple) -> list[str]:
                   if site["type"] == "sample" and not site["is_observed"])
 
 
-def map_and_warmup(model, args: tuple, key, warmup: int, draws: int, chains: int, nuts: dict):
-    """MAP, Laplace metric and the two warmup stages (see the module docstring).
+def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, nuts: dict):
+    """MAP, Laplace metric and the two warmup stages (see the module docstring), jointly or
+    per neuron (``problem.single_model`` set).
 
     Returns
     -------
     mcmc : MCMC
         Warmed up (``post_warmup_state`` set), ready to draw.
-    metric : array (D, D)
+    metric : array (D, D) or (N, D, D)
         The second stage's metric.
     timings : dict
         Seconds spent on the MAP and on warmup.
     """
     key_map, key_jitter, key_explore, key_sample = jax.random.split(key, 4)
+    model, args = problem.model, (problem.design, problem.counts)
+    neuronwise = problem.single_model is not None
     start = time.perf_counter()
     point, potential, _ = find_map(model, args, key_map)
-    metric = laplace_covariance(potential, ravel_pytree(point)[0])
+    metric = (metrics.neuron_laplace_covariances(potential, point) if neuronwise
+              else metrics.laplace_covariance(potential, ravel_pytree(point)[0]))
     map_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    explore = make_mcmc(model, metric, sorted(point), warmup // 2, 1, chains, **nuts)
+    explore = make_mcmc(problem, metric, warmup // 2, 1, chains, **nuts)
     explore.warmup(key_explore, *args, init_params=per_chain(chain_starts(point, chains,
                    key_jitter), chains), collect_warmup=True)
-    metric = draws_covariance(warmup_draws(explore, model, args))
-    mcmc = make_mcmc(model, metric, sorted(point), warmup - warmup // 2, draws, chains,
-                     step_size=float(np.mean(explore.last_state.adapt_state.step_size)), **nuts)
+    metric = metrics.draws_covariance(warmup_draws(explore, model, args, neuronwise))
+    step_size = np.asarray(explore.last_state.adapt_state.step_size, dtype=float)
+    step_size = (step_size.reshape(-1, metric.shape[0]).mean(0) if neuronwise
+                 else float(step_size.mean()))
+    mcmc = make_mcmc(problem, metric, warmup - warmup // 2, draws, chains,
+                     step_size=step_size, **nuts)
     mcmc.warmup(key_sample, *args, init_params=explore.last_state.z)
     timings = {"map": map_seconds, "warmup": time.perf_counter() - start, "sampling": 0.0}
     return mcmc, metric, timings
@@ -341,6 +347,7 @@ def fit(
     chain_method: str | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
+    pooling: str | None = None,
 ) -> xr.DataTree:
     """Sample the posterior of an LN-Poisson STRF model with NUTS.
 
@@ -376,6 +383,11 @@ def fit(
         draws an uninterrupted run would have given.
     checkpoint_every : int
         Draws per chain between checkpoints.
+    pooling : {None, "activation"}
+        None: neurons are independent, and each gets its own NUTS (step size, metric,
+        trajectories), all vectorised in one compiled program (`bayesstrf.population`).
+        ``"activation"``: a hierarchical model whose raw activation parameters are partially
+        pooled across neurons (`bayesstrf.model.pooled_sample`), sampled by one joint NUTS.
 
     Returns
     -------
@@ -413,9 +425,12 @@ def fit(
             f"found {chain_method!r}"
         )
 
-    problem = build_problem(recording, family, strf_prior, n_lags, priors)
-    model, design, mean_rate, prior_set = (problem.model, problem.design, problem.mean_rate,
-                                           problem.priors)
+    if pooling not in (None, "activation"):
+        raise ValueError(f"pooling: expected None or 'activation', found {pooling!r}")
+    neuronwise = recording.n_neurons > 1 and pooling is None
+    problem = build_problem(recording, family, strf_prior, n_lags, priors,
+                            neuronwise=neuronwise, pooling=pooling)
+    design, mean_rate, prior_set = problem.design, problem.mean_rate, problem.priors
     args = (design, problem.counts)
 
     key_warmup, key_scale = jax.random.split(jax.random.PRNGKey(seed))
@@ -423,17 +438,17 @@ def fit(
                 chain_method=chain_method, progress=progress)
     settings = {"activation": family.name, "strf": strf_prior.spec(), "n_lags": n_lags,
                 "chains": chains, "warmup": warmup, "draws": draws, "seed": int(seed),
+                "neuronwise": neuronwise, "pooling": pooling,
                 "priors": describe_priors(prior_set), **nuts, "progress": None}
     key = checkpoints.fingerprint(recording, settings) if checkpoint else ""
     if checkpoint and Path(checkpoint).exists():
         saved = checkpoints.load(checkpoint, key)
-        mcmc = make_mcmc(model, saved.metric, latent_names(model, args), 1, draws, chains,
-                         **nuts)
+        mcmc = make_mcmc(problem, saved.metric, 1, draws, chains, **nuts)
         template = mcmc.sampler.init(jax.random.PRNGKey(0), 0, None, args, {})
         mcmc.post_warmup_state = checkpoints.restore_state(template, saved.leaves)
         progress_so_far = saved
     else:
-        mcmc, metric, timings = map_and_warmup(model, args, key_warmup, warmup, draws, chains,
+        mcmc, metric, timings = map_and_warmup(problem, key_warmup, warmup, draws, chains,
                                                nuts)
         progress_so_far = checkpoints.Checkpoint([], {}, {}, 0, metric, timings)
         if checkpoint:
@@ -458,10 +473,12 @@ def fit(
             "stimulus_scale": float(design.scale),
         }),
         "n_lags": n_lags,
+        "pooling": json.dumps(pooling),
         "sampler": json.dumps({
             "chains": chains, "warmup": warmup, "draws": draws, "chain_method": chain_method,
             "target_accept": target_accept, "max_tree_depth": max_tree_depth,
             "metric": "dense: Laplace at the MAP, then warmup draws", "init": "map+jitter",
+            "nuts": "one per neuron, vectorised" if neuronwise else "joint",
         }),
         "map_seconds": map_seconds,
         "warmup_seconds": warmup_seconds,
@@ -476,7 +493,9 @@ def fit(
 def to_datatree(samples, stats, recording: Recording, strf_prior, attrs) -> xr.DataTree:
     """Assemble the ArviZ DataTree (posterior, sample_stats, observed_data) with named dims."""
     cube = ("neuron", "freq", "lag")
-    dims = {name: ("neuron",) for name in samples} | {"strf": cube} | dict(strf_prior.dims)
+    dims = ({name: ("neuron",) for name, value in samples.items() if np.ndim(value) > 2}
+            | {"strf": cube} | dict(strf_prior.dims)
+            | {name: ("neuron",) for name, value in stats.items() if np.ndim(value) == 3})
     n_lags = samples["strf"].shape[-1]
     tree = azb.from_dict(
         {

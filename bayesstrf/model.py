@@ -71,9 +71,43 @@ def poisson_log_likelihood(rate: jnp.ndarray, counts: Counts) -> jnp.ndarray:
     return xlogy(counts.total, rate) - counts.trials * rate - counts.log_factorial
 
 
+def _normal_parts(prior: dist.Distribution) -> dist.Normal | None:
+    """The Normal inside ``Independent(Expanded(Normal))``, or None for another family."""
+    base = prior.base_dist if isinstance(prior, dist.Independent) else prior
+    base = base.base_dist if isinstance(base, dist.ExpandedDistribution) else base
+    return base if isinstance(base, dist.Normal) else None
+
+
+def check_poolable(activation: Activation, priors: Mapping[str, dist.Distribution]) -> None:
+    """Partial pooling builds on each activation parameter's Normal prior: check there is one."""
+    for name in activation.params:
+        if _normal_parts(priors[name]) is None:
+            raise ValueError(
+                f"priors[{name!r}]: pooling='activation' expected a Normal prior (the "
+                f"population is pooled around it), found {type(priors[name]).__name__}"
+            )
+
+
+def pooled_sample(name: str, prior: dist.Distribution, n_neurons: int) -> jnp.ndarray:
+    """A raw activation parameter under partial pooling, non-centred:
+    ``value_n = loc_n + shift + spread * z_n`` with ``z_n ~ N(0, 1)``.
+
+    ``loc_n`` and ``scale`` come from the neuron's default (data-centred) Normal prior; the
+    population's ``shift ~ N(0, scale)`` and ``spread ~ HalfNormal(scale)`` are learned, so
+    that neurons with few spikes borrow strength from the rest.
+    """
+    normal = _normal_parts(prior)
+    loc = jnp.broadcast_to(normal.loc, (n_neurons,))
+    scale = jnp.mean(jnp.broadcast_to(normal.scale, (n_neurons,)))
+    shift = numpyro.sample(f"{name}_pop_shift", dist.Normal(0.0, scale))
+    spread = numpyro.sample(f"{name}_pop_sd", dist.HalfNormal(scale))
+    z = numpyro.sample(f"{name}_z", dist.Normal(jnp.zeros(n_neurons), 1.0).to_event(1))
+    return numpyro.deterministic(name, loc + shift + spread * z)
+
+
 def rate_and_sites(
     activation: Activation, strf_prior, priors: Mapping[str, dist.Distribution],
-    design: Design, n_neurons: int,
+    design: Design, n_neurons: int, pooling: str | None = None,
 ) -> jnp.ndarray:
     """Sample every latent site and return the rate ``(N, T)`` in spikes per bin."""
     n_freq = design.padded.shape[0]
@@ -85,7 +119,11 @@ def rate_and_sites(
     intercept = numpyro.deterministic(
         "intercept", offset - jnp.einsum("nfl,f->n", kernel.weights, design.mean) / design.scale
     )
-    values = {name: numpyro.sample(name, priors[name]) for name in activation.params}
+    values = {
+        name: pooled_sample(name, priors[name], n_neurons) if pooling == "activation"
+        else numpyro.sample(name, priors[name])
+        for name in activation.params
+    }
     for name, raw in activation.constrained.items():
         numpyro.deterministic(name, softplus(values[raw]))
     if kernel.spectral is None:
@@ -106,7 +144,8 @@ def lnp_rate(
 
 
 def make_model(
-    activation: Activation, strf_prior, priors: Mapping[str, dist.Distribution], n_neurons: int
+    activation: Activation, strf_prior, priors: Mapping[str, dist.Distribution], n_neurons: int,
+    pooling: str | None = None,
 ) -> Callable:
     """Build the NumPyro model for one activation family, STRF prior and set of priors.
 
@@ -118,16 +157,23 @@ def make_model(
         Raw-scale priors with event shape ``(N,)`` for every activation parameter (and
         ``drive_offset`` when the family has a free intercept).
     n_neurons : int
+    pooling : {None, "activation"}
+        ``"activation"``: raw activation parameters partially pooled across neurons
+        (`pooled_sample`); None: independent neurons.
 
     Returns
     -------
-    callable ``model(design, counts=None, n_trials=1)``
+    callable ``model(design, counts=None, n_trials=1, priors=priors)``
         With ``counts`` (`Counts`) it conditions on data; with ``counts=None`` it is
-        generative and samples ``counts`` of shape ``(N, n_trials, T)``.
+        generative and samples ``counts`` of shape ``(N, n_trials, T)``. ``priors`` may be
+        passed at call time (same names and shapes), so that one model serves many neurons
+        under ``jax.vmap`` (see `bayesstrf.population`).
     """
+    default_priors = priors
 
-    def model(design: Design, counts: Counts | None = None, n_trials: int = 1):
-        rate = rate_and_sites(activation, strf_prior, priors, design, n_neurons)
+    def model(design: Design, counts: Counts | None = None, n_trials: int = 1,
+              priors: Mapping[str, dist.Distribution] = default_priors):
+        rate = rate_and_sites(activation, strf_prior, priors, design, n_neurons, pooling)
         if counts is None:
             shape = (n_neurons, n_trials, rate.shape[-1])
             expected = jnp.broadcast_to(rate[:, None], shape)

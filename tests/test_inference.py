@@ -29,7 +29,8 @@ def test_datatree_contract(tiny_fit, tiny_simulation):
     stats = tiny_fit["sample_stats"].to_dataset()
     for name in ("diverging", "energy", "n_steps", "tree_depth", "reached_max_treedepth",
                  "reached_max_tree_depth", "acceptance_rate", "step_size", "lp"):
-        assert stats[name].dims == ("chain", "draw"), name
+        # two neurons: one NUTS each, so every statistic is per neuron
+        assert stats[name].dims == ("chain", "draw", "neuron"), name
     np.testing.assert_array_equal(
         stats["tree_depth"], np.ceil(np.log2(stats["n_steps"].values + 1))
     )

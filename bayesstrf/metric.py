@@ -1,0 +1,89 @@
+"""NUTS metrics (inverse mass matrices): the Laplace covariance at the MAP and the covariance
+of pooled warmup draws, for one joint posterior or for each neuron of a recording.
+
+Per neuron, the unconstrained sites of a model over ``N`` neurons all lead with the neuron
+axis, so a point is also an ``(N, D)`` matrix: `neuron_rows` (sites in sorted order, each
+flattened, as ``ravel_pytree`` orders a one-neuron point). Independent neurons make the
+Hessian block diagonal, so ``D`` Hessian-vector products (coordinate ``j`` of every neuron at
+once) recover all ``N`` blocks, where the joint Hessian would need ``N D``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+
+def positive_inverse(hessian: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetrised Hessian ``(..., D, D)``, eigenvalues clipped to be positive."""
+    values, vectors = np.linalg.eigh((hessian + np.swapaxes(hessian, -1, -2)) / 2)
+    values = np.abs(values)
+    floor = 1e-8 * values.max(-1, keepdims=True) + 1e-12
+    values = np.maximum(values, floor)
+    return (vectors / values[..., None, :]) @ np.swapaxes(vectors, -1, -2)
+
+
+def laplace_covariance(potential, point: jnp.ndarray) -> np.ndarray:
+    """Inverse Hessian of the potential at a flat ``point`` ``(D,)``, made positive definite.
+
+    The Hessian is built one Hessian-vector product at a time (memory O(D T), not O(D^2 T)).
+    """
+    dim = point.shape[0]
+
+    def hvp(vector):
+        return jax.jvp(jax.grad(potential), (point,), (vector,))[1]
+
+    hessian = np.asarray(jax.lax.map(jax.jit(hvp), jnp.eye(dim, dtype=point.dtype),
+                                     batch_size=min(dim, 32)), dtype=float)
+    return positive_inverse(hessian)
+
+
+def draws_covariance(draws: np.ndarray) -> np.ndarray:
+    """Covariance of pooled warmup draws ``(..., n, D)``, shrunk towards its diagonal by
+    ``D / (n + D)`` so that it stays well conditioned when ``n`` is not much above ``D``."""
+    n, dim = draws.shape[-2:]
+    centred = draws - draws.mean(-2, keepdims=True)
+    sample = np.swapaxes(centred, -1, -2) @ centred / max(n - 1, 1)
+    weight = dim / (n + dim)
+    diagonal = np.eye(dim) * sample
+    return (1 - weight) * sample + weight * diagonal
+
+
+def neuron_rows(point: dict, batch_ndim: int = 0) -> jnp.ndarray:
+    """Sites ``(*batch, N, ...)`` -> ``(*batch, N, D)``: each neuron's flat coordinates."""
+    parts = []
+    for name in sorted(point):
+        value = jnp.asarray(point[name])
+        lead = value.shape[:batch_ndim + 1]
+        parts.append(value.reshape(*lead, -1))
+    return jnp.concatenate(parts, axis=-1)
+
+
+def neuron_point(rows: jnp.ndarray, like: dict) -> dict:
+    """Inverse of `neuron_rows` (no batch axes): ``(N, D)`` -> sites shaped like ``like``."""
+    point, start = {}, 0
+    for name in sorted(like):
+        shape = jnp.shape(like[name])
+        size = int(np.prod(shape[1:], dtype=int))
+        point[name] = rows[:, start:start + size].reshape(shape)
+        start += size
+    return point
+
+
+def neuron_laplace_covariances(potential, point: dict) -> np.ndarray:
+    """Laplace covariance of each neuron, ``(N, D, D)``, from the joint potential of a flat
+    vector (``ravel_pytree`` order of ``point``) whose neurons are independent."""
+    flat, unravel = ravel_pytree(point)
+    rows = neuron_rows(point)
+    n_neurons, dim = rows.shape
+
+    def column(j):
+        basis = neuron_point(jnp.zeros_like(rows).at[:, j].set(1.0), point)
+        product = jax.jvp(jax.grad(potential), (flat,), (ravel_pytree(basis)[0],))[1]
+        return neuron_rows(unravel(product))
+
+    columns = jax.lax.map(jax.jit(column), jnp.arange(dim), batch_size=min(dim, 32))
+    hessians = np.moveaxis(np.asarray(columns, dtype=float), 0, -1)
+    return positive_inverse(hessians)

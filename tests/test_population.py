@@ -1,0 +1,136 @@
+"""One NUTS per neuron, vectorised (`bayesstrf.population`) and its metrics (`bayesstrf.metric`)."""
+
+import jax
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from bayesstrf import activations, diagnose, fit, simulate
+from bayesstrf import strf as strf_priors
+from bayesstrf.inference import build_problem, find_map
+from bayesstrf.metric import (
+    draws_covariance,
+    laplace_covariance,
+    neuron_laplace_covariances,
+    neuron_point,
+    neuron_rows,
+    positive_inverse,
+)
+from tests.conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def problem_and_map():
+    recording = simulate("sigmoid", n_neurons=3, n_freq=4, n_lags=3, n_time=500, seed=3).recording
+    problem = build_problem(recording, activations.get("sigmoid"), strf_priors.get("smooth"), 3)
+    point, potential, _ = find_map(problem.model, (problem.design, problem.counts),
+                                   jax.random.PRNGKey(0))
+    return problem, point, potential
+
+
+def test_neuron_rows_round_trip_and_match_one_neuron_ravel_order(problem_and_map):
+    _, point, _ = problem_and_map
+    rows = neuron_rows(point)
+    assert rows.shape[0] == 3
+    back = neuron_point(rows, point)
+    for name in point:
+        np.testing.assert_array_equal(back[name], point[name])
+    one = {name: value[1] for name, value in point.items()}
+    np.testing.assert_array_equal(rows[1], ravel_pytree(one)[0])
+
+
+def test_neuron_laplace_covariances_are_the_blocks_of_the_joint_laplace(problem_and_map):
+    _, point, potential = problem_and_map
+    per_neuron = neuron_laplace_covariances(potential, point)
+    joint = laplace_covariance(potential, ravel_pytree(point)[0])
+    # the joint covariance in per-neuron order: permute ravel_pytree's site-major layout
+    index = np.arange(joint.shape[0])
+    order = np.asarray(neuron_rows(neuron_point_from_flat(index, point))).astype(int)
+    for n, rows in enumerate(order):
+        np.testing.assert_allclose(per_neuron[n], joint[np.ix_(rows, rows)],
+                                   rtol=2e-3, atol=1e-6 * np.abs(joint).max())
+    off_block = joint[np.ix_(order[0], order[1])]
+    assert np.abs(off_block).max() < 1e-3 * np.abs(joint).max()
+
+
+def neuron_point_from_flat(flat, like):
+    """Sites shaped like ``like`` holding the entries of a flat ``ravel_pytree`` vector."""
+    _, unravel = ravel_pytree({k: np.asarray(v, float) for k, v in like.items()})
+    return unravel(np.asarray(flat, float))
+
+
+def test_draws_covariance_batches_over_neurons_and_shrinks_to_the_diagonal():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(2, 50, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.2], [0, 0, 2]])
+    batched = draws_covariance(draws)
+    for n in range(2):
+        sample = np.cov(draws[n], rowvar=False)
+        weight = 3 / (50 + 3)
+        expected = (1 - weight) * sample + weight * np.diag(np.diag(sample))
+        np.testing.assert_allclose(batched[n], expected, rtol=1e-12)
+
+
+def test_positive_inverse_clips_negative_curvature():
+    hessian = np.diag([4.0, -2.0, 1e-20])
+    inverse = positive_inverse(hessian)
+    assert np.all(np.linalg.eigvalsh(inverse) > 0)
+    np.testing.assert_allclose(inverse[0, 0], 0.25)
+    np.testing.assert_allclose(inverse[1, 1], 0.5)
+
+
+@pytest.fixture(scope="module")
+def tiny_fits():
+    recording = simulate("softplus", seed=4, **TINY).recording
+    settings = dict(n_lags=TINY["n_lags"], chains=2, warmup=150, draws=300, progress=False)
+    together = fit(recording, **settings)
+    alone = [fit(recording.select_neurons([n]), **settings) for n in range(2)]
+    return together, alone
+
+
+def test_neurons_sampled_together_match_neurons_sampled_alone(tiny_fits):
+    together, alone = tiny_fits
+    assert "one per neuron" in together.attrs["sampler"]
+    stats = together["sample_stats"]
+    assert stats["step_size"].dims == ("chain", "draw", "neuron")
+    for n, single in enumerate(alone):
+        both = together.posterior.isel(neuron=n)
+        one = single.posterior.isel(neuron=0)
+        for name in ("strf", "intercept", "beta"):
+            a, b = both[name].values, one[name].values
+            sd = np.sqrt((a.var((0, 1)) + b.var((0, 1))) / 2)
+            # independent chains of ~300 effective draws: means within 6 standard errors
+            gap = np.abs(a.mean((0, 1)) - b.mean((0, 1))) / (sd * np.sqrt(2 / 100))
+            assert np.all(gap < 6), (name, n, gap.max())
+            np.testing.assert_allclose(a.std((0, 1)), b.std((0, 1)), rtol=0.35)
+
+
+def test_each_neuron_has_its_own_step_size_and_diagnostics(tiny_fits):
+    together, _ = tiny_fits
+    step = together["sample_stats"]["step_size"].isel(draw=0).values  # (chain, neuron)
+    assert not np.allclose(step[:, 0], step[:, 1])
+    report = diagnose(together)
+    assert list(report.table.index) == list(together.posterior.neuron.values)
+    assert report.divergences == int(report.table["divergences"].sum())
+
+
+@pytest.mark.slow
+def test_pooling_activation_improves_held_out_elpd_for_neurons_with_few_spikes():
+    """Eight softplus neurons sharing their activation, < 0.02 spikes per bin: partial pooling
+    of the raw activation parameters predicts held-out stimuli better than independent fits."""
+    from scipy.special import logsumexp
+
+    from bayesstrf.prediction import log_likelihood
+
+    recording = simulate("softplus", n_neurons=8, n_freq=6, n_lags=4, n_time=4000,
+                         n_segments=4, seed=11).recording
+    train, test = recording.split(["stim3"])
+    rates = np.nanmean(np.concatenate(train.counts, axis=2), axis=(1, 2))  # per neuron
+    assert rates.max() < 0.02, rates
+    settings = dict(n_lags=4, chains=2, warmup=300, draws=400, progress=False, seed=1)
+    elpd = {}
+    for pooling in (None, "activation"):
+        held_out = log_likelihood(fit(train, pooling=pooling, **settings), test)
+        draws = held_out.sum("segment").stack(sample=("chain", "draw")).values  # (neuron, S)
+        elpd[pooling] = logsumexp(draws, axis=1) - np.log(draws.shape[1])
+    gain = elpd["activation"] - elpd[None]
+    assert gain.mean() > 0, gain
