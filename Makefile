@@ -11,7 +11,7 @@ FIND_PYTHON = for c in "$$PYTHON" python3.13 python3.12 $$(ls -d $(PYENV_ROOT)/v
 	  "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v "$$c"; break; }; \
 	done
 
-.PHONY: demo test test-all bench docs clean
+.PHONY: demo test test-all test-deepstrf bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	@py=$$($(FIND_PYTHON)); \
@@ -35,6 +35,21 @@ test: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# Live check of bayesstrf.interop against deepSTRF itself (issue 8), in its own venv: deepSTRF
+# needs torch, whose PyPI wheel pulls the CUDA libraries (several GB). Not part of `make test`.
+DS_VENV := .venv-deepstrf
+$(DS_VENV)/.installed: pyproject.toml
+	@py=$$($(FIND_PYTHON)); \
+	if [ -z "$$py" ]; then echo "bayesstrf needs Python >= 3.12: install python3.12 (or set PYTHON=/path/to/python3.12)" >&2; exit 1; fi; \
+	[ -x $(DS_VENV)/bin/python ] || "$$py" -m venv $(DS_VENV)
+	$(DS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DS_VENV)/bin/python -m pip install -q -e ".[dev,deepstrf]"
+	@touch $@
+
+test-deepstrf: $(DS_VENV)/.installed
+	$(DS_VENV)/bin/python -c "import torch, deepSTRF; print('deepSTRF', deepSTRF.__version__, 'torch', torch.__version__)"
+	$(DS_VENV)/bin/python -m pytest -q -rs tests/test_interop.py -k "deepstrf or safetensors"
 
 # Performance benchmark (issue 4): bayesstrf vs plain NumPyro (and Stan when pystan imports;
 # `pip install -e .[bench]`) at the default sizes; writes docs/benchmarks.md and .json.

@@ -2,11 +2,18 @@
 
 deepSTRF's ``LinearNonlinear`` model keeps all its parameters in its readout: a causal STRF
 convolution (``readout.strf.kernel``, an ``nn.Conv2d`` whose input is zero-padded with
-``T - 1`` frames on the left) followed by a per-neuron output activation
-(``readout.activation``). bayesstrf's model is the same function of the stimulus, so a fit maps
-onto that ``state_dict`` deterministically; the formulas come from deepSTRF's documented
-activations (``ParametricSigmoid``, ``ParametricDoubleExponential``, ``ParametricSoftplus``,
-with their defaults ``bias=True`` and ``non_negative_output=True``).
+``T - 1`` frames on the left), a per-neuron ``nn.BatchNorm1d`` (``readout.bn``), then a
+per-neuron output activation (``readout.activation``). In evaluation mode (``model.eval()``)
+bayesstrf's model is the same function of the stimulus, so a fit maps onto that
+``state_dict`` deterministically; the formulas come from deepSTRF's activations
+(``ParametricSigmoid``, ``ParametricDoubleExponential``, ``ParametricSoftplus``, with their
+defaults ``bias=True`` and ``non_negative_output=True``). Checked against deepSTRF 0.1.0::
+
+    model = LinearNonlinear(n_frequency_bands=F, temporal_window_size=L, out_neurons=N,
+                            output_activation=ParametricSoftplus(N))  # or Sigmoid(N), ...
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in to_deepstrf(fit).items()})
+    x = torch.from_numpy(spectrogram.astype("float32"))[None, None]  # (1, 1, F, T), one segment
+    rate = model.eval()(x)[0, :, 0]                                  # (1, N, 1, T) -> (N, T)
 
 Mapping (``N`` neurons, ``F`` frequencies, ``L`` lags)
 ------------------------------------------------------
@@ -16,6 +23,10 @@ deepSTRF key                           shape             bayesstrf value
 =====================================  ================  =====================================
 ``readout.strf.kernel.weight``         (N, 1, F, L)      ``strf[:, None, :, ::-1]``
 ``readout.strf.kernel.bias``           (N,)              ``intercept``
+``readout.bn.weight``, ``.bias``       (N,)              1, 0 (identity, see below)
+``readout.bn.running_mean``            (N,)              0
+``readout.bn.running_var``             (N,)              ``1 - eps`` (``eps = 1e-5``)
+``readout.bn.num_batches_tracked``     ()                0 (int64)
 ``readout.activation.c``               (N,)              sigmoid ``c``
 ``readout.activation.d``               (N,)              sigmoid ``d``, fixed at 1
 ``readout.activation._raw_b``          (N,)              sigmoid ``raw_b`` (dynamic range)
@@ -39,6 +50,13 @@ deepSTRF key                           shape             bayesstrf value
   ``state_dict`` is complete. On import, any ``d != 0`` or ``k`` is folded back exactly:
   ``(x - c) / d = x / d - c / d`` gives ``strf / d``, ``intercept / d``, ``c / d``, and
   ``k x - s = -(-k x) - s`` gives ``-k strf``, ``-k intercept``.
+- BatchNorm: in evaluation mode it maps the drive ``x`` to
+  ``(x - running_mean) / sqrt(running_var + eps) * weight + bias``. The export makes it the
+  exact identity in float32 (``running_var + eps`` rounds to 1; deepSTRF's default
+  ``running_var = 1`` would scale the drive by ``1 / sqrt(1 + 1e-5)``). On import a trained
+  BatchNorm is folded into ``strf`` and ``intercept`` (scale and shift rounded to float32, as
+  torch evaluates them); a ``state_dict`` without the ``readout.bn.*`` keys is read as having
+  none. Training mode normalises by batch statistics instead: use ``model.eval()``.
 - The exponential family has no deepSTRF counterpart and is refused.
 
 Files: ``.npz`` (``np.savez``, read back without pickle), ``.safetensors`` (needs the
@@ -62,6 +80,11 @@ from bayesstrf.data import _read_npz
 WEIGHT = "readout.strf.kernel.weight"
 BIAS = "readout.strf.kernel.bias"
 PREFIX = "readout.activation."
+#: the readout's ``nn.BatchNorm1d``: affine parameters and running statistics, then its counter
+BN = tuple(f"readout.bn.{name}" for name in ("weight", "bias", "running_mean", "running_var"))
+BN_COUNT = "readout.bn.num_batches_tracked"
+#: ``nn.BatchNorm1d``'s default ``eps``, which deepSTRF's readout keeps
+BN_EPS = 1e-5
 
 #: bayesstrf parameter name -> deepSTRF attribute, per family (fixed ones included)
 NAMES: dict[str, dict[str, str]] = {
@@ -71,6 +94,10 @@ NAMES: dict[str, dict[str, str]] = {
 }
 
 _SUFFIXES = (".npz", ".safetensors")
+
+#: running variance of the exported BatchNorm: ``float32(var + eps) == 1``, so that with unit
+#: weight and zero mean and bias the evaluation-mode BatchNorm is the identity in float32
+_IDENTITY_VAR = np.float32(1) - np.float32(BN_EPS)
 
 
 def _family(name, argument: str) -> activations.Activation:
@@ -129,17 +156,24 @@ def to_deepstrf(fit: xr.DataTree, stat: str | int = "mean",
 
     Returns
     -------
-    dict of str -> float32 array
+    dict of str -> array
+        The complete ``state_dict`` (``load_state_dict(..., strict=True)`` accepts it):
         ``readout.strf.kernel.weight`` (N, 1, F, L) oldest lag first,
-        ``readout.strf.kernel.bias`` (N,), ``readout.activation.<name>`` (N,).
+        ``readout.strf.kernel.bias`` (N,), ``readout.bn.*`` (N,) making the BatchNorm the
+        identity, ``readout.activation.<name>`` (N,), all float32, and
+        ``readout.bn.num_batches_tracked`` (), int64.
     """
     family, values = _summary(fit, stat)
     strf = values.pop("strf")
+    n_neurons = strf.shape[0]
     out = {
         WEIGHT: np.ascontiguousarray(strf[:, None, :, ::-1], dtype=np.float32),
         BIAS: np.asarray(values.pop("intercept"), dtype=np.float32),
     }
-    fixed = {name: np.full(strf.shape[0], value) for name, value in family.fixed.items()}
+    identity = zip(BN, (1.0, 0.0, 0.0, _IDENTITY_VAR), strict=True)
+    out |= {key: np.full(n_neurons, value, np.float32) for key, value in identity}
+    out[BN_COUNT] = np.array(0, dtype=np.int64)
+    fixed = {name: np.full(n_neurons, value) for name, value in family.fixed.items()}
     for name, key in NAMES[family.name].items():
         value = fixed[name] if name in fixed else values[name]
         out[PREFIX + key] = np.asarray(value, dtype=np.float32)
@@ -227,26 +261,34 @@ def _array(value, key: str) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def from_deepstrf(state_dict_or_path, activation: str) -> dict[str, np.ndarray]:
+def from_deepstrf(state_dict_or_path, activation: str, *,
+                  bn_eps: float = BN_EPS) -> dict[str, np.ndarray]:
     """bayesstrf values from a deepSTRF ``LinearNonlinear`` ``state_dict`` (inverse of
     `to_deepstrf`): starting points or prior centres for a fit.
 
     Parameters
     ----------
     state_dict_or_path : dict of str -> array or tensor, or str or path
-        The keys of the module docstring's table for ``activation``, nothing else (a
-        ``.npz``, ``.safetensors``, or a ``.pt``/``.pth`` read with ``weights_only=True``).
-        deepSTRF must have used one input channel, ``bias=True`` and ``non_negative_output``.
+        The keys of the module docstring's table for ``activation``, nothing else; the
+        ``readout.bn.*`` keys may be left out together (a ``.npz``, ``.safetensors``, or a
+        ``.pt``/``.pth`` read with ``weights_only=True``). deepSTRF must have used one input
+        channel, ``bias=True`` and ``non_negative_output``.
     activation : {"sigmoid", "double_exponential", "softplus"}
+    bn_eps : float
+        The ``eps`` of the readout's BatchNorm (not in a ``state_dict``; deepSTRF keeps
+        torch's default).
 
     Returns
     -------
     dict of str -> float64 array
         ``strf`` (N, F, L), lag 0 = current bin, and ``intercept`` (N,), both in the
         spectrogram's units, and the family's sampled raw parameters (N,) by bayesstrf name,
-        with deepSTRF's ``d`` or ``k`` folded into them exactly (module docstring).
+        with the evaluation-mode BatchNorm and deepSTRF's ``d`` or ``k`` folded into them
+        (module docstring).
     """
     family = _family(activation, "activation")
+    if isinstance(bn_eps, bool) or not isinstance(bn_eps, int | float) or not bn_eps >= 0:
+        raise ValueError(f"bn_eps: expected a non-negative number, found {bn_eps!r}")
     if isinstance(state_dict_or_path, str | os.PathLike):
         state = _load(Path(state_dict_or_path))
     elif isinstance(state_dict_or_path, Mapping):
@@ -257,8 +299,10 @@ def from_deepstrf(state_dict_or_path, activation: str) -> dict[str, np.ndarray]:
             f"{type(state_dict_or_path).__name__}"
         )
     expected = [WEIGHT, BIAS, *(PREFIX + key for key in NAMES[family.name].values())]
+    if any(key in state for key in (*BN, BN_COUNT)):
+        expected[2:2] = BN
     missing = [key for key in expected if key not in state]
-    extra = sorted(set(map(str, state)) - set(expected))
+    extra = sorted(set(map(str, state)) - set(expected) - {BN_COUNT})
     if missing or extra:
         raise ValueError(
             f"state_dict_or_path: expected exactly the keys {expected} of a {family.name} "
@@ -280,6 +324,17 @@ def from_deepstrf(state_dict_or_path, activation: str) -> dict[str, np.ndarray]:
             )
     raw = {name: arrays[PREFIX + key] for name, key in NAMES[family.name].items()}
     strf, intercept = weight[:, 0, :, ::-1].copy(), arrays[BIAS]
+    if BN[0] in arrays:
+        gamma, beta, mean, var = (arrays[key] for key in BN)
+        if (var + bn_eps <= 0).any():
+            raise ValueError(
+                f"state_dict_or_path[{BN[3]!r}]: expected running variances above -bn_eps, "
+                f"found {float(var.min())}"
+            )
+        # torch evaluates the BatchNorm as x * scale + shift, both in float32
+        scale = (gamma / np.sqrt(var + bn_eps)).astype(np.float32).astype(np.float64)
+        shift = (beta - mean * scale).astype(np.float32).astype(np.float64)
+        strf, intercept = strf * scale[:, None, None], intercept * scale + shift
     if family.name == "sigmoid":
         d = raw.pop("d")
         if (d == 0).any():

@@ -9,7 +9,17 @@ import xarray as xr
 
 from bayesstrf import activations
 from bayesstrf.design import make_design
-from bayesstrf.interop import BIAS, NAMES, PREFIX, WEIGHT, from_deepstrf, to_deepstrf
+from bayesstrf.interop import (
+    BIAS,
+    BN,
+    BN_COUNT,
+    BN_EPS,
+    NAMES,
+    PREFIX,
+    WEIGHT,
+    from_deepstrf,
+    to_deepstrf,
+)
 from bayesstrf.model import lnp_rate
 
 N, F, L = 2, 4, 3
@@ -46,8 +56,9 @@ def softplus(x):
 
 def deepstrf_rate(state: dict, family: str, spectrogram: np.ndarray) -> np.ndarray:
     """deepSTRF's LN forward written from its documentation: causal correlation of the
-    zero-padded spectrogram with the (oldest-to-newest) kernel plus bias, then the activation
-    formula of the reference text. Returns (N, T), float64."""
+    zero-padded spectrogram with the (oldest-to-newest) kernel plus bias, the readout's
+    BatchNorm in evaluation mode (when its keys are there), then the activation formula of
+    the reference text. Returns (N, T), float64."""
     kernel = state[WEIGHT][:, 0].astype(float)  # (N, F, T_k), index T_k - 1 = current frame
     n_taps = kernel.shape[-1]
     padded = np.concatenate([np.zeros((spectrogram.shape[0], n_taps - 1)), spectrogram], 1)
@@ -55,6 +66,9 @@ def deepstrf_rate(state: dict, family: str, spectrogram: np.ndarray) -> np.ndarr
     x = np.stack([
         np.einsum("nfj,fj->n", kernel, padded[:, t : t + n_taps]) for t in range(n_time)
     ], axis=1) + state[BIAS].astype(float)[:, None]
+    if BN[0] in state:
+        gamma, beta, mean, var = (state[key].astype(float)[:, None] for key in BN)
+        x = (x - mean) / np.sqrt(var + BN_EPS) * gamma + beta
     p = {key[len(PREFIX):]: state[key].astype(float)[:, None]
          for key in state if key.startswith(PREFIX)}
     if family == "sigmoid":
@@ -88,9 +102,10 @@ def assert_one_line(error: pytest.ExceptionInfo, argument: str) -> None:
 def test_keys_shapes_dtypes_and_lag_order(family):
     fit = fake_fit(family)
     state = to_deepstrf(fit)
-    expected = {WEIGHT, BIAS} | {PREFIX + key for key in NAMES[family].values()}
-    assert set(state) == expected
-    assert all(v.dtype == np.float32 for v in state.values())
+    expected = {WEIGHT, BIAS, *BN} | {PREFIX + key for key in NAMES[family].values()}
+    assert set(state) == expected | {BN_COUNT}
+    assert all(state[key].dtype == np.float32 for key in expected)
+    assert state[BN_COUNT].dtype == np.int64 and state[BN_COUNT].shape == ()
     assert state[WEIGHT].shape == (N, 1, F, L)
     assert all(state[key].shape == (N,) for key in expected - {WEIGHT})
     mean = posterior_mean(fit)
@@ -172,7 +187,53 @@ def test_bad_fit():
     assert_one_line(error, "fit:")
 
 
+def test_exported_batchnorm_is_the_identity_in_float32():
+    # deepSTRF's readout has an nn.BatchNorm1d between the STRF and the activation; torch
+    # evaluates it as x * (weight / sqrt(running_var + eps)) + (bias - running_mean * scale)
+    state = to_deepstrf(fake_fit("softplus"))
+    gamma, beta, mean, var = (state[key] for key in BN)
+    scale = gamma / np.sqrt(var + np.float32(BN_EPS))
+    assert scale.dtype == np.float32 and (scale == 1).all()
+    assert (beta == 0).all() and (mean == 0).all() and state[BN_COUNT] == 0
+
+
 # ---- import -----------------------------------------------------------------------------------
+def test_import_folds_a_trained_batchnorm():
+    specs = spectrograms(seed=11)
+    rng = np.random.default_rng(12)
+    for family in sorted(NAMES):
+        state = to_deepstrf(fake_fit(family, seed=13))
+        state[BN[0]] = rng.uniform(0.5, 2.0, N).astype(np.float32) * [1, -1]
+        state[BN[1]] = rng.normal(0, 0.5, N).astype(np.float32)
+        state[BN[2]] = rng.normal(0, 1.0, N).astype(np.float32)
+        state[BN[3]] = rng.uniform(0.2, 3.0, N).astype(np.float32)
+        state[BN_COUNT] = np.array(1234)
+        values = from_deepstrf(state, family)
+        expected = np.concatenate([deepstrf_rate(state, family, s) for s in specs], axis=1)
+        np.testing.assert_allclose(bayesstrf_rate(values, family, specs), expected,
+                                   rtol=2e-5, atol=1e-6, err_msg=family)
+
+
+def test_import_without_batchnorm_keys():
+    fit = fake_fit("sigmoid", seed=14)
+    state = {k: v for k, v in to_deepstrf(fit).items() if not k.startswith("readout.bn.")}
+    back = from_deepstrf(state, "sigmoid")
+    for name, value in posterior_mean(fit).items():
+        np.testing.assert_array_equal(back[name], value, err_msg=name)
+    with pytest.raises(ValueError) as error:  # some BatchNorm keys but not all
+        from_deepstrf(state | {BN_COUNT: np.array(0)}, "sigmoid")
+    assert_one_line(error, "state_dict_or_path:")
+    assert BN[0] in str(error.value)
+    for eps in (-1.0, "1e-5", True):
+        with pytest.raises(ValueError) as error:
+            from_deepstrf(state, "sigmoid", bn_eps=eps)
+        assert_one_line(error, "bn_eps:")
+    bad = to_deepstrf(fit) | {BN[3]: np.array([1.0, -1.0], np.float32)}
+    with pytest.raises(ValueError) as error:
+        from_deepstrf(bad, "sigmoid")
+    assert_one_line(error, "state_dict_or_path[")
+
+
 def test_import_folds_d_and_k_exactly():
     specs = spectrograms(seed=5)
     for family, name, value in [("sigmoid", "d", [2.0, -0.5]),
@@ -291,33 +352,69 @@ def test_safetensors_round_trip(tmp_path):
         np.testing.assert_array_equal(back[name], value, err_msg=name)
 
 
-# ---- deepSTRF itself (optional) ---------------------------------------------------------------
-@pytest.mark.parametrize("family", sorted(NAMES))
-def test_deepstrf_linear_nonlinear_predicts_the_same_rate(family, tmp_path):
-    torch = pytest.importorskip("torch")
-    zoo = pytest.importorskip("deepSTRF.models.audio.audio_zoo")
-    acts = pytest.importorskip("deepSTRF.models.activations")
+# ---- deepSTRF itself (optional: `make test-deepstrf` builds .venv-deepstrf with it) ---------
+LIVE = dict(n_neurons=2, n_freq=6, n_lags=4, n_time=1500, n_segments=2)
+
+
+def live_model(family: str, n_neurons: int, n_freq: int, n_lags: int):
+    """deepSTRF's LinearNonlinear with the family's activation, or skip without deepSTRF."""
+    pytest.importorskip("torch", reason="the live deepSTRF check needs torch")
+    pytest.importorskip("deepSTRF", reason="deepSTRF is not installed (make test-deepstrf)")
+    from deepSTRF.models import activations as acts
+    from deepSTRF.models.audio.audio_zoo import LinearNonlinear
+
     module = {"sigmoid": acts.ParametricSigmoid,
               "double_exponential": acts.ParametricDoubleExponential,
               "softplus": acts.ParametricSoftplus}[family]
-    fit = fake_fit(family, n_neurons=1, seed=9)  # one neuron: no ambiguity in broadcasting
-    state = to_deepstrf(fit)
-    model = zoo.LinearNonlinear(n_frequency_bands=F, temporal_window_size=L, out_neurons=1,
-                                output_activation=module(1))
-    full = model.state_dict()
-    assert set(state) <= set(full)
-    full.update({key: torch.from_numpy(value) for key, value in state.items()})
-    model.load_state_dict(full, strict=True)
-    model.eval()
-    specs = spectrograms(seed=10)
+    return LinearNonlinear(n_frequency_bands=n_freq, temporal_window_size=n_lags,
+                           out_neurons=n_neurons, output_activation=module(n_neurons)).eval()
+
+
+def live_rate(model, specs: list) -> np.ndarray:
+    """deepSTRF's prediction (N, T): one segment per forward pass, input (1, 1, F, T)."""
+    import torch
+
     with torch.no_grad():
-        got = np.concatenate([
-            model(torch.tensor(spec[None, None], dtype=torch.float32)).numpy().reshape(1, -1)
+        return np.concatenate([
+            model(torch.from_numpy(np.asarray(spec, np.float32))[None, None])[0, :, 0].numpy()
             for spec in specs], axis=1)
-    expected = bayesstrf_rate(posterior_mean(fit), family, specs)
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", sorted(NAMES))
+def test_deepstrf_linear_nonlinear_predicts_the_posterior_mean_rate(family, tmp_path):
+    from bayesstrf import fit as fit_model
+    from bayesstrf import simulate
+
+    model = live_model(family, LIVE["n_neurons"], LIVE["n_freq"], LIVE["n_lags"])  # or skip
+    import torch
+
+    recording = simulate(family, seed=20, **LIVE).recording
+    fit = fit_model(recording, family, n_lags=LIVE["n_lags"], chains=1, warmup=20, draws=20,
+                    seed=21, progress=False)
+    state = to_deepstrf(fit, stat="mean")
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    got = live_rate(model, recording.spectrograms)
+    expected = bayesstrf_rate(posterior_mean(fit), family, recording.spectrograms)
+    assert got.shape == expected.shape == (LIVE["n_neurons"], LIVE["n_time"])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
     torch.save(model.state_dict(), tmp_path / "ln.pt")
-    if set(full) == set(state):
-        back = from_deepstrf(tmp_path / "ln.pt", family)
-        for name, value in posterior_mean(fit).items():
-            np.testing.assert_array_equal(back[name], value, err_msg=name)
+    back = from_deepstrf(tmp_path / "ln.pt", family)
+    for name, value in posterior_mean(fit).items():
+        np.testing.assert_array_equal(back[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("family", sorted(NAMES))
+def test_deepstrf_trained_model_imports_to_the_same_rate(family):
+    model = live_model(family, N, F, L)  # or skip
+    import torch
+
+    generator = torch.Generator().manual_seed(22)
+    with torch.no_grad():  # a trained model: BatchNorm statistics, d and k away from defaults
+        for tensor in model.readout.parameters():
+            tensor.copy_(tensor + 0.3 * torch.randn(tensor.shape, generator=generator))
+        model.readout.bn.running_mean.normal_(0.0, 1.0, generator=generator)
+        model.readout.bn.running_var.uniform_(0.2, 3.0, generator=generator)
+    values = from_deepstrf(model.state_dict(), family)
+    specs = spectrograms(seed=23)
+    np.testing.assert_allclose(bayesstrf_rate(values, family, specs), live_rate(model, specs),
+                               rtol=2e-5, atol=1e-6)
