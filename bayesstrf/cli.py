@@ -1,20 +1,109 @@
 """``bayesstrf`` command line: a thin shell over the Python API.
 
-Exit codes: 0 success; 2 bad input (one line on stderr, no traceback, nothing written);
-130 interrupted by Ctrl-C (``fit --checkpoint-every`` keeps its checkpoint: continue with
-``--resume``); 1 an unexpected error.
+stdout carries the result (tables, files written), or with ``--json`` one JSON object and
+nothing else; stderr carries progress bars, progress lines and warnings (none with
+``--quiet``) and errors. Exit codes: see `EPILOG`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import json
 import logging
+import math
 import os
 import sys
+import traceback
 from pathlib import Path
 
 FAMILIES = ("sigmoid", "double_exponential", "softplus")
+
+EPILOG = """\
+output:
+  stdout  the result: tables and the files written; with --json one JSON object only
+  stderr  progress bars, progress lines and warnings (none with --quiet), errors
+
+exit codes:
+  0    success
+  2    bad input or usage: one line on stderr naming the argument; nothing written
+  130  interrupted (Ctrl-C); fit --checkpoint-every keeps its checkpoint: --resume
+  1    any other error: a missing optional package (one line), or a bug (the
+       traceback, then one line: please report it)
+"""
+
+
+class _Console:
+    """Where a command writes. ``result`` is the human-readable result: stdout, or stderr with
+    ``--json`` (dropped with ``--quiet`` too); ``info`` is chatter on stderr (dropped with
+    ``--quiet``); ``emit`` prints the JSON record on stdout with ``--json``."""
+
+    def __init__(self, as_json: bool, quiet: bool):
+        self.as_json, self.quiet = as_json, quiet
+
+    def result(self, text: str) -> None:
+        if not self.as_json:
+            print(text)
+        elif not self.quiet:
+            print(text, file=sys.stderr)
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr)
+
+    def emit(self, record: dict) -> None:
+        if self.as_json:
+            print(json.dumps(_plain(record), indent=2, allow_nan=False))
+
+
+def _plain(value):
+    """``value`` in JSON types: numpy scalars as Python numbers, NaN and infinities as None,
+    paths as strings."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+class _Formatter(logging.Formatter):
+    """Progress lines (INFO) as they are, other records prefixed by their level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno == logging.INFO else f"{record.levelname}: {message}"
+
+
+@contextlib.contextmanager
+def _logging(quiet: bool):
+    """Log records and Python warnings to stderr while a command runs: bayesstrf's progress
+    lines and everyone's warnings, or only errors with ``--quiet``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root, package = logging.getLogger(), logging.getLogger("bayesstrf")
+    levels = root.level, package.level
+    root.addHandler(handler)
+    root.setLevel(logging.ERROR if quiet else logging.WARNING)
+    package.setLevel(logging.ERROR if quiet else logging.INFO)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.removeHandler(handler)
+        root.setLevel(levels[0])
+        package.setLevel(levels[1])
 
 
 def _use_cores(chains: int) -> None:
@@ -81,7 +170,26 @@ def _sampler_args(parser: argparse.ArgumentParser) -> None:
                         help="how chains run (default: parallel with one CPU device per chain); "
                              "draws are reproducible for a given seed and chain method")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _output_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars, progress lines or warnings: stderr stays empty "
+                             "unless the command fails")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON summary of the result on stdout, and everything "
+                             "else on stderr")
+
+
+def _timings(tree) -> dict:
+    seconds = {k: float(tree.attrs[f"{k}_seconds"]) for k in ("map", "warmup", "sampling")}
+    return seconds | {"total": sum(seconds.values())}
+
+
+def _records(frame, index: str) -> list[dict]:
+    """Rows of a table as dicts, its index (named ``index`` when it has no name) included."""
+    frame = frame.rename_axis(index) if frame.index.nlevels == 1 else frame
+    return frame.reset_index().to_dict(orient="records")
 
 
 def _fit_kwargs(args) -> dict:
@@ -100,13 +208,22 @@ def cmd_simulate(args) -> None:
                    n_lags=args.lags, n_time=args.time, n_trials=args.trials,
                    n_segments=args.segments, stimulus=args.stimulus, seed=args.seed)
     sim.recording.save(out)
-    print(f"wrote {out}: {sim.recording}")
+    recording = sim.recording
+    args.console.result(f"wrote {out}: {recording}")
+    args.console.emit({
+        "command": "simulate", "out": out, "bytes": out.stat().st_size,
+        "activation": sim.activation, "seed": args.seed, "neurons": recording.n_neurons,
+        "freqs": recording.n_freq, "lags": sim.n_lags, "segments": recording.n_segments,
+        "bins": recording.n_time, "segment_bins": recording.segment_lengths,
+        "trials": [counts.shape[1] for counts in recording.counts], "dt": recording.dt,
+    })
 
 
 def cmd_fit(args) -> None:
     from bayesstrf.diagnostics import diagnose
     from bayesstrf.inference import fit
     from bayesstrf.io import read_recording, save_fit
+    from bayesstrf.report import diagnostics_record
 
     out = Path(args.out)
     _check_output(out, args.force, (".nc",))
@@ -132,35 +249,47 @@ def cmd_fit(args) -> None:
         raise
     tree.attrs["input_sha256"] = _sha256(args.data)
     save_fit(tree, out, overwrite=args.force)
-    print(diagnose(tree))
-    print(f"time: {_seconds(tree):.1f} s")
-    print(f"wrote {out}")
+    report = diagnose(tree)
+    seconds = _timings(tree)
+    args.console.result(str(report))
+    args.console.result(f"time: {seconds['total']:.1f} s")
+    args.console.result(f"wrote {out}")
+    args.console.emit({
+        "command": "fit", "data": args.data, "input_sha256": tree.attrs["input_sha256"],
+        "out": out, "bytes": out.stat().st_size,
+        "checkpoint": checkpoint if checkpoint.exists() else None,
+        "activation": tree.attrs["activation"], "strf_prior": json.loads(tree.attrs["strf_prior"]),
+        "n_lags": int(tree.attrs["n_lags"]), "seed": int(tree.attrs["seed"]),
+        "sampler": json.loads(tree.attrs["sampler"]), "seconds": seconds,
+        "diagnostics": diagnostics_record(report),
+    })
 
 
-def _seconds(tree) -> float:
-    """Wall time of a fit: MAP, warmup and sampling (compilation included)."""
-    return sum(float(tree.attrs[k]) for k in ("map_seconds", "warmup_seconds", "sampling_seconds"))
-
-
-def _print_diagnostics(fits: dict) -> None:
-    from bayesstrf.diagnostics import diagnose
-
-    print(f"{'family':<20} {'neuron':<8} {'r_hat':>7} {'ess_bulk':>9} {'ess_tail':>9} "
-          f"{'div':>6} {'sat':>6} {'time_s':>8}")
-    for family, tree in fits.items():
-        report = diagnose(tree)
+def _print_diagnostics(reports: dict, fits: dict, console: _Console) -> None:
+    console.result(f"{'family':<20} {'neuron':<8} {'r_hat':>7} {'ess_bulk':>9} {'ess_tail':>9} "
+                   f"{'div':>6} {'sat':>6} {'time_s':>8}")
+    for family, report in reports.items():
+        seconds = _timings(fits[family])["total"]
         for neuron, row in report.table.iterrows():
-            print(f"{family:<20} {neuron:<8} {row.max_rhat:>7.3f} {row.min_ess_bulk:>9.0f} "
-                  f"{row.min_ess_tail:>9.0f} {report.divergences:>6d} {report.saturated:>6d} "
-                  f"{_seconds(tree):>8.1f}")
+            console.result(
+                f"{family:<20} {neuron:<8} {row.max_rhat:>7.3f} {row.min_ess_bulk:>9.0f} "
+                f"{row.min_ess_tail:>9.0f} {report.divergences:>6d} {report.saturated:>6d} "
+                f"{seconds:>8.1f}")
+    for family, report in reports.items():
         for warning in report.warnings:
-            logging.getLogger("bayesstrf").warning("%s: %s", family, warning)
+            console.result(f"warning: {family}: {warning}")
+
+
+def _comparison_record(result) -> dict:
+    return {"method": result.method, "table": _records(result.table, "model"),
+            "per_neuron": _records(result.per_neuron, "index"), "warnings": result.warnings}
 
 
 def cmd_compare(args) -> None:
     from bayesstrf.comparison import compare
+    from bayesstrf.diagnostics import diagnose
     from bayesstrf.io import read_recording, save_fit
-    from bayesstrf.report import OUTPUTS, write_report
+    from bayesstrf.report import OUTPUTS, diagnostics_record, write_report
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -171,21 +300,32 @@ def cmd_compare(args) -> None:
         _check_output(target, args.force)
     recording = read_recording(args.data)
     train, test = recording.split(args.test_segments) if args.test_segments else (recording, None)
-    print(f"data: {train}" + (f"; held out: {test}" if test else ""))
+    args.console.info(f"data: {train}" + (f"; held out: {test}" if test else ""))
     result = compare(train, tuple(args.activations), method=args.method, **_fit_kwargs(args))
     out.mkdir(parents=True, exist_ok=True)
     digest = _sha256(args.data)
     for family, tree in result.fits.items():
         tree.attrs["input_sha256"] = digest
         save_fit(tree, targets[family], overwrite=args.force)
-    train.save(out / "train.npz")
+    written = [out / "train.npz"]
+    train.save(written[0])
     if test is not None:
-        test.save(out / "test.npz")
-    _print_diagnostics(result.fits)
-    print(result)
+        written.append(out / "test.npz")
+        test.save(written[-1])
+    reports = {family: diagnose(tree) for family, tree in result.fits.items()}
+    _print_diagnostics(reports, result.fits, args.console)
+    args.console.result(str(result))
     report = write_report(result, train, out, test=test, overwrite=args.force)
-    print(f"wrote {', '.join(str(t) for t in targets.values())}")
-    print(f"report: {report}")
+    args.console.result(f"wrote {', '.join(str(t) for t in targets.values())}")
+    args.console.result(f"report: {report}")
+    args.console.emit({
+        "command": "compare", "data": args.data, "input_sha256": digest, "out": out,
+        "fits": targets, "report": report,
+        "outputs": [*(out / name for name in OUTPUTS if name != "report.html"), *written],
+        **_comparison_record(result),
+        "seconds": {family: _timings(tree) for family, tree in result.fits.items()},
+        "diagnostics": {family: diagnostics_record(r) for family, r in reports.items()},
+    })
 
 
 def cmd_report(args) -> None:
@@ -204,15 +344,20 @@ def cmd_report(args) -> None:
     train = read_recording(folder / "train.npz")
     test = read_recording(folder / "test.npz") if (folder / "test.npz").is_file() else None
     result = compare(fits, recording=train)
-    print(result)
-    print(f"report: {write_report(result, train, folder, test=test, overwrite=True)}")
+    report = write_report(result, train, folder, test=test, overwrite=True)
+    args.console.result(str(result))
+    args.console.result(f"report: {report}")
+    args.console.emit({"command": "report", "results": folder, "report": report,
+                       "fits": {path.stem.removeprefix("fit_"): path for path in paths},
+                       **_comparison_record(result)})
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="bayesstrf", description=__doc__.splitlines()[0])
+    text = dict(epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="bayesstrf", description=__doc__.splitlines()[0], **text)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sim = sub.add_parser("simulate", help="write a simulated recording (.npz or .nc)")
+    sim = sub.add_parser("simulate", help="write a simulated recording (.npz or .nc)", **text)
     sim.add_argument("--out", required=True)
     sim.add_argument("--activation", default="softplus")
     sim.add_argument("--neurons", type=_integer, default=1)
@@ -223,10 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--segments", type=_integer, default=1)
     sim.add_argument("--stimulus", default="natural", choices=("natural", "white"))
     sim.add_argument("--seed", type=_integer, default=0)
-    sim.add_argument("--force", action="store_true")
+    sim.add_argument("--force", action="store_true", help="overwrite --out")
+    _output_args(sim)
     sim.set_defaults(run=cmd_simulate)
 
-    fit = sub.add_parser("fit", help="sample the posterior of one activation family")
+    fit = sub.add_parser("fit", help="sample the posterior of one activation family", **text)
     fit.add_argument("data", help="recording (.npz schema or .nc)")
     fit.add_argument("--activation", default="softplus")
     fit.add_argument("--out", required=True, help="fit file (.nc)")
@@ -235,9 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="save the sampler state to OUT.ckpt.npz every DRAWS draws")
     fit.add_argument("--resume", action="store_true",
                      help="continue from OUT.ckpt.npz (same data and options)")
+    _output_args(fit)
     fit.set_defaults(run=cmd_fit)
 
-    compare = sub.add_parser("compare", help="fit every activation family and compare them")
+    compare = sub.add_parser("compare", help="fit every activation family and compare them",
+                             **text)
     compare.add_argument("data", help="recording (.npz schema or .nc)")
     compare.add_argument("--out", required=True, help="results folder")
     compare.add_argument("--activations", nargs="+", default=list(FAMILIES))
@@ -245,15 +393,20 @@ def build_parser() -> argparse.ArgumentParser:
                          help="segment ids held out for prediction metrics")
     compare.add_argument("--method", default="loo", choices=("loo", "kfold"))
     _sampler_args(compare)
+    _output_args(compare)
     compare.set_defaults(run=cmd_compare)
 
-    report = sub.add_parser("report", help="rewrite the HTML report of a compare folder")
+    report = sub.add_parser("report", help="rewrite the HTML report of a compare folder",
+                            **text)
     report.add_argument("results", help="folder written by 'bayesstrf compare'")
+    _output_args(report)
     report.set_defaults(run=cmd_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return its exit code (see
+    `EPILOG`)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
@@ -261,15 +414,27 @@ def main(argv: list[str] | None = None) -> int:
         command = next((word for word in argv if not word.startswith("-")), "")
         print(_one_line(f"bayesstrf {command}".strip() + f": error: {error}"), file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
     _use_cores(args.chains if isinstance(getattr(args, "chains", None), int) else 1)
-    try:
-        args.run(args)
-    except (ValueError, TypeError, OSError) as error:  # OSError: FileExistsError, permissions
-        print(_one_line(f"bayesstrf {args.command}: error: {error}"), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    args.console = _Console(args.json, args.quiet)
+    name = f"bayesstrf {args.command}"
+    with _logging(args.quiet):
+        try:
+            args.run(args)
+        except (ValueError, TypeError, OSError) as error:  # OSError: FileExistsError, permissions
+            print(_one_line(f"{name}: error: {error}"), file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 130
+        except ImportError as error:  # an optional package this input needs
+            print(_one_line(f"{name}: error: {error}"), file=sys.stderr)
+            return 1
+        except Exception:
+            traceback.print_exc()
+            print(f"{name}: unexpected error (a bug: please report it with the traceback "
+                  "above)", file=sys.stderr)
+            return 1
     return 0
 
 

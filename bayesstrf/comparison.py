@@ -10,6 +10,8 @@ pooled over neurons and per neuron, with stacking weights and Pareto-k checks;
 from __future__ import annotations
 
 import json
+import logging
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -36,6 +38,8 @@ from bayesstrf.prediction import log_likelihood, predict
 #: k > 1.5 on the demo data.
 BLOCK_BINS = 100
 PARETO_K_MAX = 0.7
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -108,6 +112,16 @@ def _kfold_table(pointwise: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(rows, index=names)
 
 
+def _fit_logged(recording: Recording, activation: str, fit_kwargs: dict, label: str):
+    """`bayesstrf.fit`, with one INFO line when it starts and one when it ends (the command
+    line shows them on stderr)."""
+    logger.info("fitting %s", label)
+    start = time.perf_counter()
+    tree = fit_model(recording, activation, **fit_kwargs)
+    logger.info("fitted %s in %.1f s", label, time.perf_counter() - start)
+    return tree
+
+
 def _kfold(recording: Recording, models: dict, folds: int, fit_kwargs: dict):
     """Held-out log predictive density per (neuron, segment), refitting on K segment folds."""
     if recording.n_segments < 2:
@@ -120,7 +134,8 @@ def _kfold(recording: Recording, models: dict, folds: int, fit_kwargs: dict):
         held = np.flatnonzero(assignment == fold)
         train, test = recording.split(held.tolist())
         for name, activation in models.items():
-            tree = fit_model(train, activation, **fit_kwargs)
+            tree = _fit_logged(train, activation, fit_kwargs,
+                               f"{name} on fold {fold + 1} of {folds}")
             ll = log_likelihood(tree, test).values
             flat = ll.reshape(-1, *ll.shape[2:])
             out[name][:, held] = logsumexp(flat, axis=0) - np.log(flat.shape[0])
@@ -157,7 +172,8 @@ def compare(
         With fits: the recording they were made on, so that LOO can use blocks rather than
         the stored per-segment log-likelihoods.
     **fit_kwargs
-        Passed to `bayesstrf.fit`.
+        Passed to `bayesstrf.fit`. Each fit logs an INFO line when it starts and one when it
+        ends (logger ``bayesstrf.comparison``).
 
     Returns
     -------
@@ -171,7 +187,8 @@ def compare(
         if method == "kfold":
             pointwise, fits = _kfold(recording, models, folds, fit_kwargs)
             return _from_pointwise(pointwise, fits, recording.neuron_ids, folds)
-        fits = {name: fit_model(recording, name, **fit_kwargs) for name in models}
+        fits = {name: _fit_logged(recording, name, fit_kwargs, f"{name} ({i} of {len(models)})")
+                for i, name in enumerate(models, 1)}
         log_liks = {n: log_likelihood(t, recording, block_bins=block_bins) for n, t in fits.items()}
         unit = f"PSIS-LOO over blocks of at most {block_bins} bins within segments"
     elif isinstance(fits_or_recording, dict) and all(

@@ -10,6 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bayesstrf import plotting
@@ -88,14 +89,25 @@ def write_report(
     page = _html(comparison, recording, test, diagnostics, metrics)
 
     _write_atomic(out / "summary.csv", summary.to_csv())
-    _write_atomic(out / "diagnostics.json", json.dumps({
-        name: {"ok": d.ok, "divergences": d.divergences, "tree_depth_saturated": d.saturated,
-               "ebfmi": d.ebfmi.tolist(), "warnings": d.warnings,
-               "neurons": json.loads(d.table.to_json(orient="index"))}
-        for name, d in diagnostics.items()
-    }, indent=2))
+    _write_atomic(out / "diagnostics.json", json.dumps(
+        {name: diagnostics_record(d) for name, d in diagnostics.items()}, indent=2))
     _write_atomic(out / "report.html", page)
     return out / "report.html"
+
+
+def diagnostics_record(report) -> dict:
+    """A `Diagnostics` as plain JSON types (NaN, e.g. r_hat of one chain, as ``None``):
+    ``ok``, ``divergences``, ``tree_depth_saturated``, ``ebfmi``, ``warnings`` and
+    ``neurons`` (neuron id -> its row of ``report.table``)."""
+    def plain(value):
+        value = value.item() if isinstance(value, np.generic) else value
+        return None if isinstance(value, float) and not np.isfinite(value) else value
+
+    return {"ok": report.ok, "divergences": int(report.divergences),
+            "tree_depth_saturated": int(report.saturated),
+            "ebfmi": [plain(float(v)) for v in report.ebfmi], "warnings": list(report.warnings),
+            "neurons": {str(neuron): {str(k): plain(v) for k, v in row.items()}
+                        for neuron, row in report.table.iterrows()}}
 
 
 def _summary(comparison, diagnostics, metrics) -> pd.DataFrame:

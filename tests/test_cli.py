@@ -1,15 +1,21 @@
-"""Command line at tiny sizes: outputs, exit codes, one-line errors, no overwrite."""
+"""Command line at tiny sizes: outputs, --json and --quiet, exit codes, one-line errors, no
+overwrite."""
 
+import contextlib
 import hashlib
+import io
 import json
+import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bayesstrf import Recording
 from bayesstrf.cli import main
+from bayesstrf.diagnostics import diagnose
 from bayesstrf.io import load_fit
 
 TINY = ["--neurons", "1", "--freqs", "4", "--lags", "3", "--time", "400", "--segments", "2"]
@@ -43,14 +49,138 @@ def test_fit_writes_a_fit_and_prints_diagnostics(data, tmp_path, capsys):
     assert tree.attrs["input_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
 
 
-def test_same_seed_gives_identical_draws_through_cli_and_api(data, tmp_path):
+@pytest.fixture(scope="module")
+def json_fit(data, tmp_path_factory):
+    """``fit --json --quiet`` (seed 4, 30 draws as PSIS-LOO needs): the fit file and what went
+    to stdout and stderr."""
+    out = tmp_path_factory.mktemp("fit") / "fit.nc"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv = ["fit", str(data), "--out", str(out), "--seed", "4", "--json", *SAMPLER,
+            "--draws", "30"]
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(argv)
+    assert code == 0, stderr.getvalue()
+    return out, stdout.getvalue(), stderr.getvalue()
+
+
+def test_same_seed_gives_identical_draws_through_cli_and_api(data, json_fit):
     from bayesstrf import fit
 
-    out = tmp_path / "fit.nc"
-    assert main(["fit", str(data), "--out", str(out), "--seed", "4", *SAMPLER]) == 0
-    api = fit(Recording.load(data), "softplus", n_lags=3, chains=1, warmup=20, draws=10,
+    api = fit(Recording.load(data), "softplus", n_lags=3, chains=1, warmup=20, draws=30,
               seed=4, progress=False)
-    np.testing.assert_array_equal(load_fit(out)["posterior"]["strf"], api["posterior"]["strf"])
+    np.testing.assert_array_equal(load_fit(json_fit[0])["posterior"]["strf"],
+                                  api["posterior"]["strf"])
+
+
+def same(a, b) -> bool:
+    """JSON value ``a`` equals ``b``, NaN written as null."""
+    return a is None and math.isnan(b) if isinstance(b, float) and math.isnan(b) else a == b
+
+
+def test_fit_json_matches_the_fit_file(data, json_fit):
+    out, stdout, stderr = json_fit
+    assert stderr == ""  # --quiet
+    record = json.loads(stdout)  # stdout holds the JSON object and nothing else
+    tree = load_fit(out)
+    assert record["command"] == "fit" and record["out"] == str(out)
+    assert record["data"] == str(data) and record["checkpoint"] is None
+    assert record["bytes"] == out.stat().st_size
+    assert record["input_sha256"] == tree.attrs["input_sha256"]
+    assert record["activation"] == tree.attrs["activation"] == "softplus"
+    assert record["strf_prior"] == json.loads(tree.attrs["strf_prior"])
+    assert record["sampler"] == json.loads(tree.attrs["sampler"])
+    assert record["seed"] == 4 and record["n_lags"] == 3
+    seconds = {k: float(tree.attrs[f"{k}_seconds"]) for k in ("map", "warmup", "sampling")}
+    assert {k: record["seconds"][k] for k in seconds} == seconds
+    assert record["seconds"]["total"] == pytest.approx(sum(seconds.values()))
+    report = diagnose(tree)
+    got = record["diagnostics"]
+    assert got["divergences"] == report.divergences
+    assert got["tree_depth_saturated"] == report.saturated
+    assert got["warnings"] == report.warnings and got["ok"] == report.ok
+    assert list(got["neurons"]) == [str(n) for n in report.table.index]
+    for neuron, row in report.table.iterrows():
+        for column in ("max_rhat", "min_ess_bulk", "min_ess_tail"):
+            assert same(got["neurons"][str(neuron)][column], row[column]), (neuron, column)
+
+
+def test_simulate_json_and_quiet(tmp_path, capfd):
+    out = tmp_path / "sim.npz"
+    assert main(["simulate", "--out", str(out), *TINY, "--trials", "2", "--json", "--quiet"]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    record = json.loads(captured.out)
+    recording = Recording.load(out)
+    assert record["command"] == "simulate" and record["out"] == str(out)
+    assert record["bytes"] == out.stat().st_size
+    assert (record["neurons"], record["freqs"], record["segments"], record["bins"]) == (
+        recording.n_neurons, recording.n_freq, recording.n_segments, recording.n_time)
+    assert record["segment_bins"] == [200, 200] and record["trials"] == [2, 2]
+    assert record["lags"] == 3 and record["dt"] == recording.dt
+
+
+def test_simulate_without_json_prints_the_result_on_stdout(tmp_path, capsys):
+    out = tmp_path / "sim.npz"
+    assert main(["simulate", "--out", str(out), *TINY]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"wrote {out}: Recording(") and captured.err == ""
+
+
+@pytest.fixture
+def compared(data, json_fit, tmp_path, monkeypatch):
+    """``compare`` through the command line without sampling: every family's "fit" is the
+    softplus fit of ``json_fit`` (the comparison of equal models is still a comparison)."""
+    import bayesstrf.comparison
+
+    monkeypatch.setattr(bayesstrf.comparison, "fit_model",
+                        lambda recording, activation, **kwargs: load_fit(json_fit[0]))
+
+    def run(*options):
+        out = tmp_path / "results"
+        sampler = [option for option in SAMPLER if option != "--quiet"]
+        argv = ["compare", str(data), "--out", str(out), "--activations", "sigmoid",
+                "softplus", *sampler, "--force", *options]
+        return main(argv), out
+    return run
+
+
+def test_compare_json(compared, capfd):
+    code, out = compared("--json")
+    captured = capfd.readouterr()
+    assert code == 0, captured.err
+    record = json.loads(captured.out)
+    assert record["command"] == "compare" and record["out"] == str(out)
+    assert record["fits"] == {f: str(out / f"fit_{f}.nc") for f in ("sigmoid", "softplus")}
+    assert record["report"] == str(out / "report.html")
+    for path in [*record["fits"].values(), record["report"], *record["outputs"]]:
+        assert Path(path).is_file() and Path(path).parent == out, path
+    assert record["method"].startswith("PSIS-LOO")
+    assert {row["model"] for row in record["table"]} == {"sigmoid", "softplus"}
+    assert all({"elpd", "se", "elpd_diff", "weight"} <= set(row) for row in record["table"])
+    assert {(row["neuron"], row["model"]) for row in record["per_neuron"]} == {
+        (n, m) for n in ("n0",) for m in ("sigmoid", "softplus")}
+    assert set(record["diagnostics"]) == set(record["seconds"]) == {"sigmoid", "softplus"}
+    # without --quiet: one line per family started and finished on stderr, and stdout is JSON
+    lines = captured.err.splitlines()
+    for i, family in enumerate(("sigmoid", "softplus"), 1):
+        assert f"fitting {family} ({i} of 2)" in lines
+        assert any(line.startswith(f"fitted {family} ({i} of 2) in ") for line in lines)
+    assert any(line.startswith("method: PSIS-LOO") for line in lines)  # the result: stderr
+    assert f"report: {out / 'report.html'}" in lines
+
+
+def test_compare_quiet_then_report_json(compared, capfd):
+    code, out = compared("--quiet")
+    captured = capfd.readouterr()
+    assert code == 0 and captured.err == ""
+    assert "r_hat" in captured.out and "report: " in captured.out
+    assert main(["report", str(out), "--json", "--quiet"]) == 0
+    captured = capfd.readouterr()
+    record = json.loads(captured.out)
+    assert captured.err == ""
+    assert record["command"] == "report" and record["report"] == str(out / "report.html")
+    assert record["fits"] == {f: str(out / f"fit_{f}.nc") for f in ("sigmoid", "softplus")}
+    assert {row["model"] for row in record["table"]} == {"sigmoid", "softplus"}
 
 
 def test_existing_output_is_kept_without_force(data, tmp_path, capsys):
@@ -89,3 +219,50 @@ def test_console_script_help_runs():
     result = subprocess.run([sys.executable, "-m", "bayesstrf.cli", "--help"],
                             capture_output=True, text=True, check=True)
     assert "simulate" in result.stdout and "compare" in result.stdout
+    assert "exit codes:" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["simulate", "fit", "compare", "report"])
+def test_help_documents_options_and_exit_codes(command, capsys):
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--quiet" in text and "--json" in text
+    for code in ("0 ", "2 ", "130", "1 "):
+        assert f"\n  {code}" in text
+
+
+@pytest.mark.parametrize("argv", [
+    ["simulate"],  # --out missing
+    ["simulate", "--out", "x.npz", "--neurons", "two"],
+    ["fit", "data.npz", "--out", "f.nc", "--verbose"],
+    ["frobnicate"],
+])
+def test_usage_errors_exit_2_in_one_line(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert captured.err.startswith("bayesstrf")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (KeyboardInterrupt(), 130),
+    (RuntimeError("boom"), 1),
+    (ImportError("needs pynwb (pip install bayesstrf[nwb])"), 1),
+    (ValueError("neurons: expected a positive integer, found 0"), 2),
+])
+def test_exit_codes(error, code, tmp_path, monkeypatch, capsys):
+    import bayesstrf.simulation
+
+    def fail(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(bayesstrf.simulation, "simulate", fail)
+    assert main(["simulate", "--out", str(tmp_path / "sim.npz"), "--json"]) == code
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no JSON without a result
+    if code == 1 and isinstance(error, RuntimeError):  # a bug: the traceback, then one line
+        assert "Traceback" in captured.err and "RuntimeError: boom" in captured.err
+        assert "unexpected error" in captured.err.splitlines()[-1]
+    elif code in (1, 2):
+        assert captured.err.strip() == f"bayesstrf simulate: error: {error}"
