@@ -169,6 +169,9 @@ def _sampler_args(parser: argparse.ArgumentParser) -> None:
                         choices=("parallel", "vectorized", "sequential"),
                         help="how chains run (default: parallel with one CPU device per chain); "
                              "draws are reproducible for a given seed and chain method")
+    parser.add_argument("--pooling", default="none", choices=("none", "activation"),
+                        help="none (default): independent neurons, one NUTS each, vectorised; "
+                             "activation: partially pool the activation across neurons")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
@@ -195,7 +198,8 @@ def _records(frame, index: str) -> list[dict]:
 def _fit_kwargs(args) -> dict:
     return dict(strf=args.strf, n_lags=args.lags, chains=args.chains, warmup=args.warmup,
                 draws=args.draws, seed=args.seed, progress=not args.quiet,
-                chain_method=args.chain_method)
+                chain_method=args.chain_method,
+                pooling=None if args.pooling == "none" else args.pooling)
 
 
 def cmd_simulate(args) -> None:
@@ -240,8 +244,13 @@ def cmd_fit(args) -> None:
     kwargs = _fit_kwargs(args)
     if args.resume or args.checkpoint_every:
         kwargs |= {"checkpoint": checkpoint, "checkpoint_every": args.checkpoint_every or 100}
+    if args.scheduler and (args.resume or args.checkpoint_every or args.pooling != "none"):
+        raise ValueError("--scheduler: expected independent neurons without checkpoints (chunks "
+                         "are the unit of restart), found --resume, --checkpoint-every or "
+                         "--pooling activation")
     try:
-        tree = fit(recording, args.activation, **kwargs)
+        tree = (_fit_on_scheduler(recording, out, args, kwargs) if args.scheduler
+                else fit(recording, args.activation, **kwargs))
     except KeyboardInterrupt:
         if checkpoint.exists():
             print(f"bayesstrf fit: interrupted; the checkpoint {checkpoint} is kept, continue "
@@ -263,6 +272,23 @@ def cmd_fit(args) -> None:
         "sampler": json.loads(tree.attrs["sampler"]), "seconds": seconds,
         "diagnostics": diagnostics_record(report),
     })
+
+
+def _fit_on_scheduler(recording, out: Path, args, kwargs: dict):
+    """`fit_distributed` on the Dask scheduler at ``args.scheduler``; chunk fits go to
+    ``OUT.chunks/``, so that a rerun finishes an interrupted job."""
+    from bayesstrf.distributed import fit_distributed
+
+    try:
+        from distributed import Client
+    except ImportError as error:
+        raise ImportError("--scheduler: needs dask.distributed (pip install "
+                          "'bayesstrf[distributed]')") from error
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("progress", "pooling")}
+    with Client(args.scheduler, timeout=30) as client:
+        return fit_distributed(recording, out.with_name(out.name + ".chunks"), executor=client,
+                               neurons_per_chunk=args.neurons_per_chunk,
+                               activation=args.activation, **kwargs)
 
 
 def _print_diagnostics(reports: dict, fits: dict, console: _Console) -> None:
@@ -381,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="save the sampler state to OUT.ckpt.npz every DRAWS draws")
     fit.add_argument("--resume", action="store_true",
                      help="continue from OUT.ckpt.npz (same data and options)")
+    fit.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="fit chunks of neurons on the Dask cluster at ADDRESS "
+                          "(e.g. tcp://host:8786); chunk fits are kept in OUT.chunks/ and a "
+                          "rerun skips those already done")
+    fit.add_argument("--neurons-per-chunk", type=_integer, default=8,
+                     help="neurons per task with --scheduler (default 8)")
     _output_args(fit)
     fit.set_defaults(run=cmd_fit)
 

@@ -266,3 +266,27 @@ def test_exit_codes(error, code, tmp_path, monkeypatch, capsys):
         assert "unexpected error" in captured.err.splitlines()[-1]
     elif code in (1, 2):
         assert captured.err.strip() == f"bayesstrf simulate: error: {error}"
+
+
+def test_fit_passes_pooling_and_refuses_scheduler_with_checkpoints(data, json_fit, tmp_path,
+                                                                    monkeypatch, capsys):
+    import bayesstrf.inference
+
+    seen = {}
+
+    def fake_fit(recording, activation, **kwargs):
+        seen.update(kwargs)
+        return load_fit(json_fit[0])
+
+    monkeypatch.setattr(bayesstrf.inference, "fit", fake_fit)
+    out = tmp_path / "pooled.nc"
+    assert main(["fit", str(data), "--out", str(out), "--pooling", "activation",
+                 *SAMPLER]) == 0
+    assert seen["pooling"] == "activation" and out.is_file()
+    assert main(["fit", str(data), "--out", str(out), "--force", *SAMPLER]) == 0
+    assert seen["pooling"] is None
+    capsys.readouterr()
+    code = main(["fit", str(data), "--out", str(tmp_path / "d.nc"), "--scheduler",
+                 "tcp://127.0.0.1:1", "--checkpoint-every", "10", *SAMPLER])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("bayesstrf fit: error: --scheduler: expected")
