@@ -435,6 +435,9 @@ def markdown(rows: list[dict], notes: list[str], env: dict, settings: dict) -> s
         "like stimulus, 1 neuron, 1 trial, seed 0), the same recording for every method of a "
         "size and family. See `benchmarks/performance.py` for the models and the definitions.",
         "",
+        "Populations (neurons per hour, vectorised against a loop of fits) are measured by "
+        "`python -m benchmarks.population`: see [population.md](population.md).",
+        "",
         "Columns: compile = JAX trace/lower/compile seconds (Stan: pystan build, cached by "
         "httpstan after the first build); warmup and sampling wall seconds (bayesstrf: warmup "
         "= MAP + Laplace + both warmup stages, compile included; numpyro: compile excluded; "
