@@ -29,9 +29,13 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/bayesstrf compare results/demo.npz --out results --lags 8 --chains 4 \
 	  --warmup 300 --draws 400 --seed 0 --force --quiet
 
+# The notebooks run in quick mode (tiny sizes, short chains): a smoke test of each tutorial.
+# Compiling NUTS dominates, about 45 s of CPU per fit, 7 fits in all; the cell timeout is
+# per cell.
 test: $(VENV)/.installed
-	$(PY) -m ruff check bayesstrf tests
+	$(PY) -m ruff check bayesstrf tests notebooks
 	$(PY) -m pytest -q -m "not slow"
+	BAYESSTRF_QUICK=1 $(PY) -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=1800 notebooks
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q
