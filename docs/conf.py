@@ -1,7 +1,9 @@
 """Sphinx configuration of the bayesstrf documentation (``make docs``).
 
-Builds offline: no intersphinx, no remote images, no notebook execution. Markdown pages are
-read by myst-parser; the API reference comes from the numpydoc docstrings through autodoc.
+Builds offline: no intersphinx, no remote images, no notebook execution. Markdown pages and
+the tutorial notebooks (``tutorials/notebooks`` links to the repository's ``notebooks/``,
+committed without outputs) are read by myst-nb; the API reference comes from the numpydoc
+docstrings through autodoc.
 """
 
 import sys
@@ -19,13 +21,13 @@ copyright = "bayesstrf developers"
 version = release = bayesstrf.__version__
 
 extensions = [
-    "myst_parser",
+    "myst_nb",
     "sphinx.ext.autodoc",
     "numpydoc",
     "cli_help",
 ]
 
-source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}
 root_doc = "index"
 exclude_patterns = ["_build", "_ext", "**/.ipynb_checkpoints"]
 
@@ -35,6 +37,9 @@ default_role = "py:obj"
 
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
+
+# The notebooks are shown as committed (code, no outputs): `make test` runs them instead.
+nb_execution_mode = "off"
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"  # numpydoc sections carry the types and shapes
