@@ -90,19 +90,21 @@ def check_poolable(activation: Activation, priors: Mapping[str, dist.Distributio
 
 def pooled_sample(name: str, prior: dist.Distribution, n_neurons: int) -> jnp.ndarray:
     """A raw activation parameter under partial pooling, non-centred:
-    ``value_n = loc_n + shift + spread * z_n`` with ``z_n ~ N(0, 1)``.
+    ``value_n = centre + shift + spread * z_n`` with ``z_n ~ N(0, 1)``.
 
-    ``loc_n`` and ``scale`` come from the neuron's default (data-centred) Normal prior; the
-    population's ``shift ~ N(0, scale)`` and ``spread ~ HalfNormal(scale)`` are learned, so
-    that neurons with few spikes borrow strength from the rest.
+    ``centre`` and ``scale`` are the population averages of the neurons' default
+    (data-centred) Normal prior locations and scales; the population's
+    ``shift ~ N(0, scale)`` and ``spread ~ HalfNormal(scale)`` are learned, so that every
+    neuron is drawn towards the others, and neurons with few spikes borrow strength from the
+    rest.
     """
     normal = _normal_parts(prior)
-    loc = jnp.broadcast_to(normal.loc, (n_neurons,))
+    centre = jnp.mean(jnp.broadcast_to(normal.loc, (n_neurons,)))
     scale = jnp.mean(jnp.broadcast_to(normal.scale, (n_neurons,)))
     shift = numpyro.sample(f"{name}_pop_shift", dist.Normal(0.0, scale))
     spread = numpyro.sample(f"{name}_pop_sd", dist.HalfNormal(scale))
     z = numpyro.sample(f"{name}_z", dist.Normal(jnp.zeros(n_neurons), 1.0).to_event(1))
-    return numpyro.deterministic(name, loc + shift + spread * z)
+    return numpyro.deterministic(name, centre + shift + spread * z)
 
 
 def rate_and_sites(

@@ -115,22 +115,74 @@ def test_each_neuron_has_its_own_step_size_and_diagnostics(tiny_fits):
 
 @pytest.mark.slow
 def test_pooling_activation_improves_held_out_elpd_for_neurons_with_few_spikes():
-    """Eight softplus neurons sharing their activation, < 0.02 spikes per bin: partial pooling
-    of the raw activation parameters predicts held-out stimuli better than independent fits."""
+    """Eight sigmoid neurons sharing their activation, < 0.02 spikes per bin: partial pooling
+    of the raw activation parameters predicts held-out stimuli better than independent fits.
+
+    Few spikes by Poisson thinning: keeping each spike with probability p turns
+    Poisson(b sigmoid(.) + a) counts into Poisson(p b sigmoid(.) + p a) counts, exactly a
+    sigmoid neuron with dynamic range p b and baseline p a."""
     from scipy.special import logsumexp
 
+    from bayesstrf import Recording
     from bayesstrf.prediction import log_likelihood
 
-    recording = simulate("softplus", n_neurons=8, n_freq=6, n_lags=4, n_time=4000,
-                         n_segments=4, seed=11).recording
+    full = simulate("sigmoid", n_neurons=8, n_freq=6, n_lags=4, n_time=4000, n_segments=4,
+                    seed=11).recording
+    rng = np.random.default_rng(11)
+    thinned = [rng.binomial(c.astype(int), 0.06).astype(float) for c in full.counts]
+    recording = Recording(full.spectrograms, thinned, full.dt, segment_ids=full.segment_ids)
     train, test = recording.split(["stim3"])
     rates = np.nanmean(np.concatenate(train.counts, axis=2), axis=(1, 2))  # per neuron
     assert rates.max() < 0.02, rates
     settings = dict(n_lags=4, chains=2, warmup=300, draws=400, progress=False, seed=1)
     elpd = {}
     for pooling in (None, "activation"):
-        held_out = log_likelihood(fit(train, pooling=pooling, **settings), test)
+        held_out = log_likelihood(fit(train, "sigmoid", pooling=pooling, **settings), test)
         draws = held_out.sum("segment").stack(sample=("chain", "draw")).values  # (neuron, S)
         elpd[pooling] = logsumexp(draws, axis=1) - np.log(draws.shape[1])
     gain = elpd["activation"] - elpd[None]
+    print("held-out elpd per neuron, independent:", elpd[None].round(2), "pooled:",
+          elpd["activation"].round(2), "mean gain:", gain.mean().round(3))
     assert gain.mean() > 0, gain
+
+
+def test_pooled_activation_is_centre_plus_shift_plus_spread_times_z():
+    import numpyro.distributions as dist
+    from numpyro import handlers
+
+    recording = simulate("sigmoid", n_neurons=3, n_freq=4, n_lags=3, n_time=300).recording
+    problem = build_problem(recording, activations.get("sigmoid"), strf_priors.get("ridge"), 3,
+                            pooling="activation")
+    trace = handlers.trace(handlers.seed(problem.model, 1)).get_trace(problem.design,
+                                                                      problem.counts)
+    for name in ("c", "raw_b", "raw_a"):
+        prior = problem.priors[name].base_dist
+        prior = prior.base_dist if isinstance(prior, dist.ExpandedDistribution) else prior
+        centre = np.mean(np.broadcast_to(prior.loc, (3,)))
+        shift, spread = (trace[f"{name}_pop_{k}"]["value"] for k in ("shift", "sd"))
+        assert np.shape(shift) == np.shape(spread) == () and spread > 0
+        np.testing.assert_allclose(trace[name]["value"],
+                                   centre + shift + spread * trace[f"{name}_z"]["value"],
+                                   rtol=1e-5)
+        assert trace[name]["type"] == "deterministic"
+    with pytest.raises(ValueError, match=r"priors\['c'\]: pooling='activation' expected a Normal"):
+        build_problem(recording, activations.get("sigmoid"), strf_priors.get("ridge"), 3,
+                      priors={"c": dist.StudentT(3.0, 0.0, 2.0)}, pooling="activation")
+    with pytest.raises(ValueError, match=r"pooling: expected None or 'activation'"):
+        fit(recording, pooling="strf")
+
+
+def test_pooled_fit_keeps_population_sites_without_a_neuron_dim():
+    recording = simulate("softplus", seed=5, **TINY).recording
+    tree = fit(recording, n_lags=TINY["n_lags"], chains=2, warmup=20, draws=20,
+               progress=False, pooling="activation")
+    posterior = tree["posterior"]
+    assert posterior["raw_b_pop_sd"].dims == ("chain", "draw")
+    assert posterior["raw_b"].dims == ("chain", "draw", "neuron")
+    assert tree["sample_stats"]["diverging"].dims == ("chain", "draw")  # one joint NUTS
+    report = diagnose(tree)
+    assert len(report.table) == 2
+    # the population's r_hat counts against every neuron: no neuron reports less than it
+    from arviz_stats import rhat
+    population = float(rhat(posterior.to_dataset()[["raw_b_pop_sd"]])["raw_b_pop_sd"])
+    assert (report.table.max_rhat >= population - 1e-9).all()
