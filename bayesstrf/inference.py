@@ -55,7 +55,7 @@ from bayesstrf.model import (
     describe_priors,
     make_model,
 )
-from bayesstrf.population import NeuronwiseNUTS
+from bayesstrf.population import NeuronwiseNUTS, choose_neuron_method
 from bayesstrf.prediction import log_likelihood
 
 logger = logging.getLogger(__name__)
@@ -478,7 +478,8 @@ def fit(
             "chains": chains, "warmup": warmup, "draws": draws, "chain_method": chain_method,
             "target_accept": target_accept, "max_tree_depth": max_tree_depth,
             "metric": "dense: Laplace at the MAP, then warmup draws", "init": "map+jitter",
-            "nuts": "one per neuron, vectorised" if neuronwise else "joint",
+            "nuts": f"one per neuron ({choose_neuron_method()}), one program" if neuronwise
+                    else "joint",
         }),
         "map_seconds": map_seconds,
         "warmup_seconds": warmup_seconds,

@@ -4,7 +4,12 @@ The posterior of independent neurons factorises, but one NUTS over all of them s
 size, a metric and every trajectory: the hardest neuron would set the step size of the rest
 and the deepest tree would be paid by all. `NeuronwiseNUTS` runs NumPyro's NUTS kernel under
 ``jax.vmap`` over neurons instead, each with its own step size adaptation, dense metric and
-trajectory, in one compiled program (chains batch on top when vectorised). It is an
+trajectory, in one compiled program (chains batch on top when vectorised). On a GPU the
+neurons run as one batch (``jax.vmap``); on a CPU one after the other inside the program
+(``jax.lax.map``): a batch of NUTS transitions runs in lockstep until the longest trajectory
+ends, which a CPU pays for in full (measured: 10 neurons vmapped ran 0.75x the speed of a
+loop of one-neuron fits), while ``lax.map`` keeps the one compilation without the lockstep.
+It is an
 ``MCMCKernel``, so `numpyro.infer.MCMC`, warmup, checkpoints and the DataTree conversion work
 unchanged: its state holds the sites in the joint model's layout ``(N, ...)``.
 """
@@ -49,6 +54,11 @@ def prior_parameters(priors: Mapping[str, dist.Distribution], n_neurons: int) ->
     return classes, parameters
 
 
+def choose_neuron_method() -> str:
+    """``vectorized`` (one batch) on a GPU, ``sequential`` (one program, in turn) otherwise."""
+    return "vectorized" if jax.devices()[0].platform == "gpu" else "sequential"
+
+
 class NeuronwiseNUTS(MCMCKernel):
     """NUTS with a fixed dense metric per neuron; warmup adapts each neuron's step size.
 
@@ -67,13 +77,16 @@ class NeuronwiseNUTS(MCMCKernel):
         Initial step sizes.
     target_accept_prob, max_tree_depth
         NUTS settings, shared by every neuron.
+    neuron_method : {"vectorized", "sequential"}, optional
+        How neurons run within one program; default `choose_neuron_method`.
     """
 
     sample_field = "z"
     default_fields = ("z", "diverging")
 
     def __init__(self, model: Callable, single_model: Callable, priors: Mapping, metric,
-                 *, step_size=1.0, target_accept_prob: float = 0.8, max_tree_depth: int = 10):
+                 *, step_size=1.0, target_accept_prob: float = 0.8, max_tree_depth: int = 10,
+                 neuron_method: str | None = None):
         self._model, self._single_model = model, single_model
         self._metric = jnp.asarray(metric, jnp.float32)
         n_neurons = self._metric.shape[0]
@@ -83,6 +96,13 @@ class NeuronwiseNUTS(MCMCKernel):
         self._init_kernel, self._sample_kernel = hmc(potential_fn_gen=self._potential,
                                                      algo="NUTS")
         self._sample_fn = None
+        self.neuron_method = neuron_method or choose_neuron_method()
+
+    def _over_neurons(self, function: Callable, *args):
+        """``function`` applied to each neuron's slice of ``args``: batched or in turn."""
+        if self.neuron_method == "vectorized":
+            return jax.vmap(function)(*args)
+        return jax.lax.map(lambda sliced: function(*sliced), args)
 
     @property
     def model(self) -> Callable:
@@ -126,8 +146,8 @@ class NeuronwiseNUTS(MCMCKernel):
 
         def one_chain(z, key):
             keys = jax.random.split(key, n_neurons)
-            return jax.vmap(one_neuron)(z, keys, per_neuron, self._parameters, self._metric,
-                                        self._step_size)
+            return self._over_neurons(one_neuron, z, keys, per_neuron, self._parameters,
+                                      self._metric, self._step_size)
 
         chains = jax.vmap(one_chain) if not is_prng_key(rng_key) else one_chain
         state = chains(init_params, rng_key)
@@ -142,7 +162,7 @@ class NeuronwiseNUTS(MCMCKernel):
             return self._sample_kernel(neuron_state, model_args=(design, counts_n, parameters))
 
         def one_chain(chain_state):
-            return jax.vmap(one_neuron)(chain_state, per_neuron, self._parameters)
+            return self._over_neurons(one_neuron, chain_state, per_neuron, self._parameters)
 
         return jax.vmap(one_chain)(state) if jnp.ndim(state.i) == 2 else one_chain(state)
 

@@ -16,6 +16,7 @@ from bayesstrf.metric import (
     neuron_rows,
     positive_inverse,
 )
+from bayesstrf.population import choose_neuron_method
 from tests.conftest import TINY
 
 
@@ -89,7 +90,7 @@ def tiny_fits():
 
 def test_neurons_sampled_together_match_neurons_sampled_alone(tiny_fits):
     together, alone = tiny_fits
-    assert "one per neuron" in together.attrs["sampler"]
+    assert f"one per neuron ({choose_neuron_method()})" in together.attrs["sampler"]
     stats = together["sample_stats"]
     assert stats["step_size"].dims == ("chain", "draw", "neuron")
     for n, single in enumerate(alone):
