@@ -12,9 +12,11 @@ def planted(tree, **changes):
     tree = tree.copy()
     stats = tree["sample_stats"].to_dataset().copy(deep=True)
     for name, (chain, draw) in changes.items():
-        stats[name][chain, draw] = True
+        # the first neuron only: with one NUTS per neuron the statistics are per neuron
+        at = (chain, draw, 0) if stats[name].ndim == 3 else (chain, draw)
+        stats[name][at] = True
         if name == "reached_max_tree_depth":
-            stats["reached_max_treedepth"][chain, draw] = True
+            stats["reached_max_treedepth"][at] = True
     tree["sample_stats"] = tree["sample_stats"].from_dict({"/": stats})
     return tree
 
@@ -30,8 +32,10 @@ def test_report_has_a_row_per_neuron(tiny_fit):
 
 def test_flags_planted_divergence(tiny_fit):
     base = diagnose(tiny_fit)
-    report = diagnose(planted(tiny_fit, diverging=(0, 3)))
+    draw = int(np.argmin(tiny_fit["sample_stats"]["diverging"].values[0, :, 0]))  # none there
+    report = diagnose(planted(tiny_fit, diverging=(0, draw)))
     assert report.divergences == base.divergences + 1
+    assert report.table["divergences"].iloc[0] == base.table["divergences"].iloc[0] + 1
     assert any("divergent" in w and "target_accept" in w for w in report.warnings)
 
 
