@@ -71,10 +71,15 @@ def poisson_log_likelihood(rate: jnp.ndarray, counts: Counts) -> jnp.ndarray:
     return xlogy(counts.total, rate) - counts.trials * rate - counts.log_factorial
 
 
-def _normal_parts(prior: dist.Distribution) -> dist.Normal | None:
-    """The Normal inside ``Independent(Expanded(Normal))``, or None for another family."""
+def base_distribution(prior: dist.Distribution) -> dist.Distribution:
+    """The univariate family inside a prior of `build_priors` (``Independent(Expanded(.))``)."""
     base = prior.base_dist if isinstance(prior, dist.Independent) else prior
-    base = base.base_dist if isinstance(base, dist.ExpandedDistribution) else base
+    return base.base_dist if isinstance(base, dist.ExpandedDistribution) else base
+
+
+def _normal_parts(prior: dist.Distribution) -> dist.Normal | None:
+    """The Normal inside a prior of `build_priors`, or None for another family."""
+    base = base_distribution(prior)
     return base if isinstance(base, dist.Normal) else None
 
 
@@ -242,8 +247,7 @@ def describe_priors(priors: Mapping[str, dist.Distribution]) -> dict:
     """JSON-able description of priors: family and parameters by name (for the fit's attrs)."""
     out = {}
     for name, prior in priors.items():
-        base = prior.base_dist if isinstance(prior, dist.Independent) else prior
-        base = base.base_dist if isinstance(base, dist.ExpandedDistribution) else base
+        base = base_distribution(prior)
         shape = prior.batch_shape + prior.event_shape
         out[name] = {"distribution": type(base).__name__} | {
             arg: np.broadcast_to(np.asarray(getattr(base, arg)), shape).tolist()

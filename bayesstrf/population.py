@@ -29,7 +29,7 @@ from numpyro.infer.mcmc import MCMCKernel
 from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 from numpyro.util import is_prng_key
 
-from bayesstrf.model import Counts
+from bayesstrf.model import Counts, base_distribution
 
 
 def prior_parameters(priors: Mapping[str, dist.Distribution], n_neurons: int) -> tuple[dict, dict]:
@@ -43,8 +43,7 @@ def prior_parameters(priors: Mapping[str, dist.Distribution], n_neurons: int) ->
     """
     classes, parameters = {}, {}
     for name, prior in priors.items():
-        base = prior.base_dist if isinstance(prior, dist.Independent) else prior
-        base = base.base_dist if isinstance(base, dist.ExpandedDistribution) else base
+        base = base_distribution(prior)
         classes[name] = type(base)
         parameters[name] = {
             arg: jnp.broadcast_to(jnp.asarray(getattr(base, arg), jnp.float32),
