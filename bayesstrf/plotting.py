@@ -1,4 +1,5 @@
-"""Figures of a fit: STRF, output nonlinearity, PSTH against prediction, model comparison.
+"""Figures of a fit: STRF, output nonlinearity, PSTH against prediction, model comparison;
+and the rank histograms of a simulation-based calibration.
 
 Every function builds a `matplotlib.figure.Figure` directly (no pyplot state is touched, no
 window is opened) and returns it; save it with ``fig.savefig(path)``. Rates are shown in
@@ -21,6 +22,7 @@ from bayesstrf.prediction import predict
 
 __all__ = [
     "plot_strf", "plot_nonlinearity", "plot_psth", "plot_comparison", "plot_prior_predictive",
+    "plot_sbc",
 ]
 
 
@@ -405,4 +407,54 @@ def plot_prior_predictive(prior: xr.DataTree, neuron: int | str = 0, *,
     axes[-1].set_ylabel("draws x bins")
     axes[-1].set_title(f"{name}: implied rates")
     axes[-1].legend(loc="upper left", fontsize="small")
+    return fig
+
+
+# ---- simulation-based calibration ------------------------------------------------------------
+def plot_sbc(result, *, title: str = "", level: float = 0.99, fig=None) -> Figure:
+    """Rank histograms of an SBC run, one panel per checked parameter.
+
+    Parameters
+    ----------
+    result : bayesstrf.validate.SBC
+    title : str
+        Figure title.
+    level : float
+        Probability of the grey band: where each bin's count falls with that probability
+        when ranks are uniform (binomial quantiles).
+    fig : Figure or SubFigure, optional
+        Where to draw (e.g. one subfigure per run); a new figure by default.
+
+    Returns
+    -------
+    Figure
+        ``fig`` or the new figure: one axes per parameter, titled with its name and
+        chi-square p-value.
+    """
+    from scipy.stats import binom
+
+    from bayesstrf.validate import SBC, rank_histogram
+
+    if not isinstance(result, SBC):
+        raise TypeError(f"result: expected a bayesstrf.validate.SBC, found {type(result).__name__}")
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+        raise ValueError(f"level: expected a probability strictly between 0 and 1, found {level!r}")
+    names = list(result.ranks.columns)
+    replicates = len(result.ranks)
+    columns = min(4, len(names))
+    rows = -(-len(names) // columns)
+    if fig is None:
+        fig = Figure(figsize=(2.6 * columns, 2.0 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    low, high = binom.interval(level, replicates, 1 / result.bins)
+    for ax, name in zip(axes, names, strict=False):
+        counts = rank_histogram(result.ranks[name].to_numpy(int), result.n_ranks, result.bins)
+        ax.axhspan(low, high, color="0.85", zorder=0)
+        ax.bar(np.arange(result.bins), counts, width=0.9, color="C0")
+        ax.set_title(f"{name}\np = {result.p_values[name]:.2f}", fontsize="small")
+        ax.set_xticks([])
+    for ax in axes[len(names):]:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
     return fig

@@ -1,6 +1,7 @@
 """Simulation-based calibration: rank bookkeeping against closed forms; the SBC run (slow)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import chisquare
 
@@ -30,10 +31,43 @@ def test_bad_arguments():
         sbc(replicates=0)
 
 
-@pytest.mark.slow
 def test_sbc_softplus_ridge_is_calibrated():
-    """Issue 6 slow lane: 50 replicates, one family, uniform ranks at the 1% level."""
+    """Issue 6: 50 replicates, one family, uniform ranks at the 1% level. The replicates are
+    fitted as the neurons of one recording (one compiled program), so this runs in about a
+    minute and stays in the fast lane."""
     result = sbc("softplus", "ridge", replicates=50, n_ranks=50, bins=5, chains=2, warmup=200,
                  draws=100)
     print(f"\n{result.p_values}\ndivergences per replicate: {result.divergences.tolist()}")
+    assert len(result.ranks) == 50 and len(result.divergences) == 50
+    assert set(result.ranks.columns) == {"raw_beta", "raw_b", "strf_scale", "strf[0,0]",
+                                         "strf[2,0]", "strf[3,2]"}
     assert result.passes(0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strf", ["smooth", "localized", "sparse", "lowrank:1", "lowrank:2"])
+def test_sbc_each_strf_prior_is_calibrated(strf):
+    """Issue 5: each STRF prior, 100 replicates on a tiny problem, uniform at the 1% level."""
+    result = sbc("softplus", strf, replicates=100, n_ranks=50, bins=5, chains=2, warmup=200,
+                 draws=100)
+    print(f"\n{strf}\n{result.p_values}\ndivergences: {result.divergences.sum()}")
+    assert result.passes(0.01)
+
+
+def test_plot_sbc_draws_one_histogram_per_parameter():
+    from bayesstrf.plotting import plot_sbc
+    from bayesstrf.validate import SBC
+
+    ranks = pd.DataFrame({"a": [0, 1, 2, 3, 9, 9], "b": [5, 5, 5, 5, 5, 5]})
+    result = SBC(ranks, pd.Series({"a": 0.5, "b": 0.001}), n_ranks=10, bins=5,
+                 divergences=pd.Series([0] * 6))
+    fig = plot_sbc(result, title="t")
+    axes = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in axes] == ["a\np = 0.50", "b\np = 0.00"]
+    heights = [[patch.get_height() for patch in ax.patches if patch.get_width() == 0.9]
+               for ax in axes]
+    assert heights == [[2, 2, 0, 0, 2], [0, 0, 6, 0, 0]]
+    with pytest.raises(TypeError, match=r"result: expected a bayesstrf.validate.SBC"):
+        plot_sbc(ranks)
+    with pytest.raises(ValueError, match=r"level: expected a probability"):
+        plot_sbc(result, level=1.5)
