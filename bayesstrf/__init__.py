@@ -1,10 +1,15 @@
 """bayesstrf: Bayesian spectro-temporal receptive fields (linear-nonlinear-Poisson, NUTS).
 
 Start at `fit` (``bayesstrf/inference.py``). Names are loaded on first use, so that the
-command line can configure JAX before it starts.
+command line can configure JAX before it starts; JAX's compilation cache is switched on here,
+before anything compiles (`bayesstrf.compilation`).
 """
 
 from importlib import import_module
+
+from bayesstrf.compilation import enable_compilation_cache
+
+enable_compilation_cache()
 
 __version__ = "0.1.0"
 

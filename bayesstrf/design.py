@@ -8,14 +8,22 @@ O(N T) memory, no ``(T, F*L)`` matrix. `lag_matrix` is the small, obvious refere
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from functools import partial
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 
-class Design(NamedTuple):
+@partial(jax.tree_util.register_dataclass,
+         data_fields=["padded", "valid", "segment", "mean", "scale"], meta_fields=["n_lags"])
+@dataclass(frozen=True)
+class Design:
     """Stimulus prepared for the drive, for one recording and one number of lags.
+
+    A JAX pytree whose arrays are leaves and ``n_lags`` is static, so that a compiled sampler
+    takes the design as an argument and serves every recording of the same shapes.
 
     Attributes
     ----------

@@ -86,6 +86,17 @@ class Problem(NamedTuple):
     priors: dict
     single_model: Callable | None = None
 
+    @property
+    def args(self) -> tuple:
+        """The model's positional arguments: the data."""
+        return (self.design, self.counts)
+
+    @property
+    def kwargs(self) -> dict:
+        """The model's keyword arguments: the priors, passed at call time so that compiled
+        programs take them as arguments (see `make_mcmc`)."""
+        return {"priors": self.priors}
+
 
 def build_problem(recording: Recording, family: activations.Activation, strf_prior,
                   n_lags: int, priors: dict | None = None, *, neuronwise: bool = False,
@@ -160,22 +171,25 @@ def make_mcmc(problem: Problem, metric: np.ndarray, warmup: int, draws: int, cha
     """NUTS with a fixed dense metric (inverse mass matrix); warmup adapts the step size.
 
     A metric ``(D, D)`` makes one NUTS over the joint posterior; ``(N, D, D)`` makes
-    `NeuronwiseNUTS`, one NUTS per neuron (``step_size`` then may be ``(N,)``).
+    `NeuronwiseNUTS`, one NUTS per neuron (``step_size`` then may be ``(N,)``). The data and
+    priors are arguments of the compiled programs (``jit_model_args``), never constants, so
+    that with JAX's compilation cache (`bayesstrf.compilation`) chains, warmup stages and
+    recordings of the same shapes reuse one compiled program.
     """
     if np.ndim(metric) == 3:
         kernel = NeuronwiseNUTS(
-            problem.model, problem.single_model, problem.priors, metric, step_size=step_size,
+            problem.model, problem.single_model, metric, step_size=step_size,
             target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
         )
     else:
-        names = latent_names(problem.model, (problem.design, problem.counts))
+        names = latent_names(problem.model, problem.args)
         kernel = NUTS(
             problem.model, dense_mass=True, inverse_mass_matrix={tuple(names): jnp.asarray(
                 metric, jnp.float32)}, adapt_mass_matrix=False, step_size=float(step_size),
             target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
         )
     return MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-                chain_method=chain_method, progress_bar=progress)
+                chain_method=chain_method, progress_bar=progress, jit_model_args=True)
 
 
 def warmup_draws(mcmc: MCMC, model, model_args: tuple, neuronwise: bool) -> np.ndarray:
@@ -218,7 +232,7 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
         Seconds spent on the MAP and on warmup.
     """
     key_map, key_jitter, key_explore, key_sample = jax.random.split(key, 4)
-    model, args = problem.model, (problem.design, problem.counts)
+    model, args = problem.model, problem.args
     neuronwise = problem.single_model is not None
     start = time.perf_counter()
     point, potential, _ = find_map(model, args, key_map)
@@ -229,19 +243,19 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
     start = time.perf_counter()
     explore = make_mcmc(problem, metric, warmup // 2, 1, chains, **nuts)
     explore.warmup(key_explore, *args, init_params=per_chain(chain_starts(point, chains,
-                   key_jitter), chains), collect_warmup=True)
+                   key_jitter), chains), collect_warmup=True, **problem.kwargs)
     metric = metrics.draws_covariance(warmup_draws(explore, model, args, neuronwise))
     step_size = np.asarray(explore.last_state.adapt_state.step_size, dtype=float)
     step_size = (step_size.reshape(-1, metric.shape[0]).mean(0) if neuronwise
                  else float(step_size.mean()))
     mcmc = make_mcmc(problem, metric, warmup - warmup // 2, draws, chains,
                      step_size=step_size, **nuts)
-    mcmc.warmup(key_sample, *args, init_params=explore.last_state.z)
+    mcmc.warmup(key_sample, *args, init_params=explore.last_state.z, **problem.kwargs)
     timings = {"map": map_seconds, "warmup": time.perf_counter() - start, "sampling": 0.0}
     return mcmc, metric, timings
 
 
-def sample_draws(mcmc: MCMC, args: tuple, draws: int, so_far: checkpoints.Checkpoint,
+def sample_draws(mcmc: MCMC, problem: Problem, draws: int, so_far: checkpoints.Checkpoint,
                  checkpoint, checkpoint_every: int | None, key: str):
     """Draw until ``draws`` per chain, continuing ``so_far``; with a ``checkpoint`` path, in
     chunks of ``checkpoint_every``, saving after each.
@@ -263,7 +277,8 @@ def sample_draws(mcmc: MCMC, args: tuple, draws: int, so_far: checkpoints.Checkp
                 raise KeyboardInterrupt
             mcmc.num_samples = min(chunk, draws - done)
             start = time.perf_counter()
-            mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=EXTRA_FIELDS)
+            mcmc.run(mcmc.post_warmup_state.rng_key, *problem.args, extra_fields=EXTRA_FIELDS,
+                     **problem.kwargs)
             timings["sampling"] += time.perf_counter() - start
             samples.append({k: np.asarray(v) for k, v in
                             mcmc.get_samples(group_by_chain=True).items()})
@@ -431,7 +446,7 @@ def fit(
     problem = build_problem(recording, family, strf_prior, n_lags, priors,
                             neuronwise=neuronwise, pooling=pooling)
     design, mean_rate, prior_set = problem.design, problem.mean_rate, problem.priors
-    args = (design, problem.counts)
+    args = problem.args
 
     key_warmup, key_scale = jax.random.split(jax.random.PRNGKey(seed))
     nuts = dict(target_accept=target_accept, max_tree_depth=max_tree_depth,
@@ -444,7 +459,7 @@ def fit(
     if checkpoint and Path(checkpoint).exists():
         saved = checkpoints.load(checkpoint, key)
         mcmc = make_mcmc(problem, saved.metric, 1, draws, chains, **nuts)
-        template = mcmc.sampler.init(jax.random.PRNGKey(0), 0, None, args, {})
+        template = mcmc.sampler.init(jax.random.PRNGKey(0), 0, None, args, problem.kwargs)
         mcmc.post_warmup_state = checkpoints.restore_state(template, saved.leaves)
         progress_so_far = saved
     else:
@@ -453,7 +468,7 @@ def fit(
         progress_so_far = checkpoints.Checkpoint([], {}, {}, 0, metric, timings)
         if checkpoint:
             checkpoints.save(checkpoint, key, mcmc.post_warmup_state, progress_so_far)
-    samples, extra, timings = sample_draws(mcmc, args, draws, progress_so_far, checkpoint,
+    samples, extra, timings = sample_draws(mcmc, problem, draws, progress_so_far, checkpoint,
                                            checkpoint_every, key)
     map_seconds, warmup_seconds, sampling_seconds = (
         timings["map"], timings["warmup"], timings["sampling"])

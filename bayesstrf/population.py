@@ -11,7 +11,9 @@ ends, which a CPU pays for in full (measured: 10 neurons vmapped ran 0.75x the s
 loop of one-neuron fits), while ``lax.map`` keeps the one compilation without the lockstep.
 It is an
 ``MCMCKernel``, so `numpyro.infer.MCMC`, warmup, checkpoints and the DataTree conversion work
-unchanged: its state holds the sites in the joint model's layout ``(N, ...)``.
+unchanged: its state holds the sites in the joint model's layout ``(N, ...)``. The data and
+the priors arrive as the model's arguments (``priors`` a keyword), never as constants, so one
+compiled program serves every recording of the same shapes.
 """
 
 from __future__ import annotations
@@ -65,11 +67,10 @@ class NeuronwiseNUTS(MCMCKernel):
     ----------
     model : callable
         The model over all ``N`` neurons (`bayesstrf.model.make_model`); it defines the
-        sites, their constraints and the deterministic outputs.
+        sites, their constraints and the deterministic outputs. Its keyword ``priors``
+        (event shape ``(N,)``) must be passed with the model arguments.
     single_model : callable
         The same model for one neuron, taking its priors as the keyword ``priors``.
-    priors : dict of name -> Distribution
-        ``model``'s priors, event shape ``(N,)``.
     metric : array ``(N, D, D)``
         Each neuron's inverse mass matrix, in `bayesstrf.metric.neuron_rows` order.
     step_size : float or array ``(N,)``
@@ -83,13 +84,12 @@ class NeuronwiseNUTS(MCMCKernel):
     sample_field = "z"
     default_fields = ("z", "diverging")
 
-    def __init__(self, model: Callable, single_model: Callable, priors: Mapping, metric,
-                 *, step_size=1.0, target_accept_prob: float = 0.8, max_tree_depth: int = 10,
+    def __init__(self, model: Callable, single_model: Callable, metric, *, step_size=1.0,
+                 target_accept_prob: float = 0.8, max_tree_depth: int = 10,
                  neuron_method: str | None = None):
         self._model, self._single_model = model, single_model
         self._metric = jnp.asarray(metric, jnp.float32)
         n_neurons = self._metric.shape[0]
-        self._classes, self._parameters = prior_parameters(priors, n_neurons)
         self._step_size = jnp.broadcast_to(jnp.asarray(step_size, jnp.float32), (n_neurons,))
         self._nuts = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)
         self._init_kernel, self._sample_kernel = hmc(potential_fn_gen=self._potential,
@@ -107,10 +107,9 @@ class NeuronwiseNUTS(MCMCKernel):
     def model(self) -> Callable:
         return self._model
 
-    def _potential(self, design, counts: Counts, parameters: dict) -> Callable:
+    def _potential(self, design, counts: Counts, classes: dict, parameters: dict) -> Callable:
         """Potential energy of one neuron's sites (no neuron axis), for ``hmc``."""
-        priors = {name: self._classes[name](**args).to_event(1)
-                  for name, args in parameters.items()}
+        priors = {name: classes[name](**args).to_event(1) for name, args in parameters.items()}
 
         def potential(z):
             point = {name: value[None] for name, value in z.items()}
@@ -129,23 +128,26 @@ class NeuronwiseNUTS(MCMCKernel):
         if init_params is None:
             key = rng_key if is_prng_key(rng_key) else rng_key[0]
             init_params = initialize_model(key, self._model, model_args=model_args,
+                                           model_kwargs=model_kwargs,
                                            init_strategy=init_to_median).param_info.z
             if not is_prng_key(rng_key):
                 init_params = jax.tree.map(lambda x: jnp.stack([x] * len(rng_key)),
                                            init_params)
         per_neuron = self._per_neuron(counts)
         n_neurons = self._metric.shape[0]
+        classes, parameters = prior_parameters(model_kwargs["priors"], n_neurons)
 
-        def one_neuron(z, key, counts_n, parameters, metric, step_size):
+        def one_neuron(z, key, counts_n, parameters_n, metric, step_size):
             return self._init_kernel(
                 z, num_warmup, step_size=step_size, inverse_mass_matrix=metric,
                 adapt_step_size=True, adapt_mass_matrix=False, dense_mass=True,
-                model_args=(design, counts_n, parameters), rng_key=key, **self._nuts,
+                model_args=(design, counts_n, classes, parameters_n), rng_key=key,
+                **self._nuts,
             )
 
         def one_chain(z, key):
             keys = jax.random.split(key, n_neurons)
-            return self._over_neurons(one_neuron, z, keys, per_neuron, self._parameters,
+            return self._over_neurons(one_neuron, z, keys, per_neuron, parameters,
                                       self._metric, self._step_size)
 
         chains = jax.vmap(one_chain) if not is_prng_key(rng_key) else one_chain
@@ -156,12 +158,14 @@ class NeuronwiseNUTS(MCMCKernel):
     def sample(self, state, model_args, model_kwargs):
         design, counts = model_args
         per_neuron = self._per_neuron(counts)
+        classes, parameters = prior_parameters(model_kwargs["priors"], self._metric.shape[0])
 
-        def one_neuron(neuron_state, counts_n, parameters):
-            return self._sample_kernel(neuron_state, model_args=(design, counts_n, parameters))
+        def one_neuron(neuron_state, counts_n, parameters_n):
+            return self._sample_kernel(neuron_state,
+                                       model_args=(design, counts_n, classes, parameters_n))
 
         def one_chain(chain_state):
-            return self._over_neurons(one_neuron, chain_state, per_neuron, self._parameters)
+            return self._over_neurons(one_neuron, chain_state, per_neuron, parameters)
 
         return jax.vmap(one_chain)(state) if jnp.ndim(state.i) == 2 else one_chain(state)
 
