@@ -38,7 +38,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer import MCMC, NUTS, init_to_median
-from numpyro.infer.util import initialize_model
+from numpyro.infer.util import initialize_model, potential_energy
 
 import bayesstrf
 from bayesstrf import activations, checks
@@ -120,27 +120,31 @@ def build_problem(recording: Recording, family: activations.Activation, strf_pri
     return Problem(model, design, counts, mean_rate, prior_set, single_model)
 
 
-def find_map(model, model_args: tuple, key, max_iter: int = 1000):
+def find_map(model, model_args: tuple, key, max_iter: int = 1000,
+             model_kwargs: dict | None = None):
     """MAP in the unconstrained space by L-BFGS, started at the prior medians.
 
     Returns
     -------
     point : dict of site name -> unconstrained value
-    potential : callable
-        The potential energy (negative log density) of a flat unconstrained vector.
+    potential : jax.tree_util.Partial
+        The potential energy (negative log density) of a flat unconstrained vector. The data
+        are its leaves, so compiled functions take it as an argument (`bayesstrf.metric`).
     unravel : callable
         Flat vector -> dict of sites.
     """
-    info = initialize_model(key, model, model_args=model_args, init_strategy=init_to_median)
+    model_kwargs = model_kwargs or {}
+    info = initialize_model(key, model, model_args=model_args, model_kwargs=model_kwargs,
+                            init_strategy=init_to_median)
     flat, unravel = ravel_pytree(info.param_info.z)
 
-    def potential(x):
-        return info.potential_fn(unravel(x))
+    def energy(args, kwargs, x):
+        return potential_energy(model, args, kwargs, unravel(x))
 
-    value_and_grad = jax.jit(jax.value_and_grad(potential))
+    potential = jax.tree_util.Partial(energy, model_args, model_kwargs)
 
     def objective(x):
-        value, grad = value_and_grad(jnp.asarray(x, flat.dtype))
+        value, grad = _value_and_grad(potential, jnp.asarray(x, flat.dtype))
         return float(value), np.asarray(grad, dtype=float)
 
     result = scipy.optimize.minimize(
@@ -151,6 +155,11 @@ def find_map(model, model_args: tuple, key, max_iter: int = 1000):
         logger.warning("MAP search ended at a non-finite potential; starting at prior medians")
         return info.param_info.z, potential, unravel
     return unravel(jnp.asarray(result.x, flat.dtype)), potential, unravel
+
+
+@jax.jit
+def _value_and_grad(potential, x):
+    return jax.value_and_grad(potential)(x)
 
 
 def chain_starts(point: dict, chains: int, key, jitter: float = 0.02) -> dict:
@@ -235,7 +244,7 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
     model, args = problem.model, problem.args
     neuronwise = problem.single_model is not None
     start = time.perf_counter()
-    point, potential, _ = find_map(model, args, key_map)
+    point, potential, _ = find_map(model, args, key_map, model_kwargs=problem.kwargs)
     metric = (metrics.neuron_laplace_covariances(potential, point) if neuronwise
               else metrics.laplace_covariance(potential, ravel_pytree(point)[0]))
     map_seconds = time.perf_counter() - start

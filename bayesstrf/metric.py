@@ -28,16 +28,20 @@ def positive_inverse(hessian: np.ndarray) -> np.ndarray:
 def laplace_covariance(potential, point: jnp.ndarray) -> np.ndarray:
     """Inverse Hessian of the potential at a flat ``point`` ``(D,)``, made positive definite.
 
-    The Hessian is built one Hessian-vector product at a time (memory O(D T), not O(D^2 T)).
+    ``potential`` is a ``jax.tree_util.Partial`` (see `bayesstrf.inference.find_map`). The
+    Hessian is built one Hessian-vector product at a time (memory O(D T), not O(D^2 T)).
     """
+    return positive_inverse(np.asarray(_hessian(potential, point), dtype=float))
+
+
+@jax.jit
+def _hessian(potential, point):
     dim = point.shape[0]
 
     def hvp(vector):
         return jax.jvp(jax.grad(potential), (point,), (vector,))[1]
 
-    hessian = np.asarray(jax.lax.map(jax.jit(hvp), jnp.eye(dim, dtype=point.dtype),
-                                     batch_size=min(dim, 32)), dtype=float)
-    return positive_inverse(hessian)
+    return jax.lax.map(hvp, jnp.eye(dim, dtype=point.dtype), batch_size=min(dim, 32))
 
 
 def draws_covariance(draws: np.ndarray) -> np.ndarray:
@@ -73,17 +77,23 @@ def neuron_point(rows: jnp.ndarray, like: dict) -> dict:
 
 
 def neuron_laplace_covariances(potential, point: dict) -> np.ndarray:
-    """Laplace covariance of each neuron, ``(N, D, D)``, from the joint potential of a flat
-    vector (``ravel_pytree`` order of ``point``) whose neurons are independent."""
+    """Laplace covariance of each neuron, ``(N, D, D)``, from the joint potential (a
+    ``jax.tree_util.Partial``) of a flat vector (``ravel_pytree`` order of ``point``) whose
+    neurons are independent."""
+    hessians = np.moveaxis(np.asarray(_neuron_hessian_columns(potential, point), dtype=float),
+                           0, -1)
+    return positive_inverse(hessians)
+
+
+@jax.jit
+def _neuron_hessian_columns(potential, point: dict):
     flat, unravel = ravel_pytree(point)
     rows = neuron_rows(point)
-    n_neurons, dim = rows.shape
+    dim = rows.shape[1]
 
     def column(j):
         basis = neuron_point(jnp.zeros_like(rows).at[:, j].set(1.0), point)
         product = jax.jvp(jax.grad(potential), (flat,), (ravel_pytree(basis)[0],))[1]
         return neuron_rows(unravel(product))
 
-    columns = jax.lax.map(jax.jit(column), jnp.arange(dim), batch_size=min(dim, 32))
-    hessians = np.moveaxis(np.asarray(columns, dtype=float), 0, -1)
-    return positive_inverse(hessians)
+    return jax.lax.map(column, jnp.arange(dim), batch_size=min(dim, 32))
