@@ -58,6 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="folder holding ns1/ and songbird-auditory/")
     parser.add_argument("--datasets", nargs="+", choices=("ns1", "songbird"),
                         default=["ns1", "songbird"])
+    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=None,
+                        help=f"activation families (full: {' '.join(FAMILIES)})")
+    parser.add_argument("--priors", nargs="+", default=None,
+                        help=f"STRF priors, e.g. ridge smooth lowrank:2 (full: {' '.join(PRIORS)})")
     parser.add_argument("--resume", action="store_true",
                         help="keep the fits already in the JSON next to --out")
     for name in ("chains", "warmup", "draws", "ns1_lags", "ns1_freq", "songbird_lags",
@@ -66,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             help=f"override (full: {FULL[name]}, quick: {QUICK[name]})")
     args = parser.parse_args(argv)
     settings_and_out(parser, args, FULL, QUICK, "validation")
+    from bayesstrf import strf as strf_priors
+
+    for prior in args.settings["priors"]:
+        try:
+            strf_priors.get(prior)
+        except ValueError as error:
+            parser.error(f"--priors: {error}")
     if not args.data.is_dir():
         parser.error(f"--data: expected the shared data folder, found {str(args.data)!r}")
     return args
