@@ -10,7 +10,9 @@ T=1000, 2 trials): the three activation families under the default ``ridge`` pri
 every other STRF prior under ``softplus``. The replicates of a run are fitted together as the
 neurons of one recording, each by its own NUTS, so a run compiles once. Every run's ranks are
 tested for uniformity per parameter by a chi-square test; a run passes when every p >= 0.01.
-The files are rewritten after each run, atomically.
+The files are rewritten after each run, atomically. ``--add`` keeps the rows already in the
+JSON (replacing only a run repeated with the same settings), so a run can be repeated with
+other settings next to the first.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None,
                         help="markdown file to write, the JSON and PNG next to it (default: "
                         "docs/validation-sbc.md; with --quick a file in the temporary folder)")
+    parser.add_argument("--add", action="store_true",
+                        help="keep the runs already in the JSON next to --out")
     parser.add_argument("--runs", nargs="+", default=None,
                         help="subset of runs, as activation/strf (default: all)")
     for name in FULL:
@@ -57,8 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_one(run: str, s: dict) -> tuple[dict, object]:
-    """One SBC run; returns its JSON row and the `SBC` result."""
+def run_one(run: str, s: dict, env: dict) -> dict:
+    """One SBC run as a JSON row (its settings, ranks and summaries)."""
     from bayesstrf.validate import sbc
 
     activation, strf = run.split("/")
@@ -67,56 +71,76 @@ def run_one(run: str, s: dict) -> tuple[dict, object]:
     result = sbc(activation, strf, replicates=replicates, n_ranks=s["n_ranks"], bins=s["bins"],
                  chains=s["chains"], warmup=s["warmup"], draws=s["draws"], seed=0)
     divergent = result.divergences.to_numpy()
-    row = {"run": run, "replicates": replicates, "seconds": time.perf_counter() - start,
+    row = {"run": run, "settings": s, "date": env["date"], "commit": env["commit"],
+           "replicates": replicates, "seconds": time.perf_counter() - start,
            "passes": result.passes(0.01), "min_p": float(result.p_values.min()),
            "p_values": result.p_values.round(4).to_dict(),
            "divergent_fraction": float(divergent.sum() / (replicates * s["chains"] * s["draws"])),
            "replicates_with_divergences": int((divergent > 0).sum()),
-           "ranks": result.ranks.to_dict(orient="list")}
-    return row, result
+           "divergences": divergent.tolist(), "ranks": result.ranks.to_dict(orient="list")}
+    return row
 
 
-def markdown(rows: list[dict], env: dict, settings: dict, figure: str) -> str:
+def result_of(row: dict):
+    """The `bayesstrf.validate.SBC` result stored in a JSON row."""
+    import pandas as pd
+
+    from bayesstrf.validate import SBC
+
+    return SBC(pd.DataFrame(row["ranks"]).rename_axis("replicate"),
+               pd.Series(row["p_values"], name="p_value"), row["settings"]["n_ranks"],
+               row["settings"]["bins"], pd.Series(row["divergences"], name="divergences"))
+
+
+def label(row: dict) -> str:
+    s = row["settings"]
+    return f"{row['run']} ({s['chains']} x {s['draws']} draws)"
+
+
+def markdown(rows: list[dict], env: dict, figure: str) -> str:
     lines = [
         "# Simulation-based calibration",
         "",
         "Written by `python -m benchmarks.sbc` (see its docstring); do not edit by hand.",
         "",
-        f"- Date: {env['date']}; machine: {env['machine']}; JAX backend {env['jax_backend']}",
-        f"- Versions: {', '.join(f'{k} {v}' for k, v in env['versions'].items())}; "
-        f"commit {env['commit']}",
-        f"- Settings: {json.dumps(settings)}",
+        f"- Machine: {env['machine']}; JAX backend {env['jax_backend']}",
+        f"- Versions: {', '.join(f'{k} {v}' for k, v in env['versions'].items())}",
         "- Problem: one neuron per replicate, F=4 frequencies, L=3 lags, T=1000 bins, 2 trials, "
-        "priors at a nominal 0.2 spikes/bin; the replicates fitted together, one NUTS each.",
+        "priors at a nominal 0.2 spikes/bin; the replicates fitted together, one NUTS each; "
+        "draws thinned evenly to `n_ranks - 1`, ranks in `bins` equal bins.",
         "- A run passes when the chi-square test of uniform ranks has p >= 0.01 for every "
         "checked parameter (activation raw parameters, `strf_scale` where the prior has one, "
         "three STRF weights).",
         "",
-        "| run (activation/strf) | replicates | passes | min p | p per parameter | "
-        "divergent draws | replicates with divergences | seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run (activation/strf) | replicates | chains x draws (warmup) | n_ranks/bins | passes "
+        "| min p | p per parameter | divergent draws | replicates with divergences | seconds "
+        "| date, commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        s = r["settings"]
         p = ", ".join(f"{k} {v:.2f}" for k, v in r["p_values"].items())
         lines.append(
-            f"| {r['run']} | {r['replicates']} | {'yes' if r['passes'] else '**no**'} | "
+            f"| {r['run']} | {r['replicates']} | {s['chains']} x {s['draws']} ({s['warmup']}) "
+            f"| {s['n_ranks']}/{s['bins']} | {'yes' if r['passes'] else '**no**'} | "
             f"{r['min_p']:.3f} | {p} | {100 * r['divergent_fraction']:.2f}% | "
-            f"{r['replicates_with_divergences']} | {r['seconds']:.0f} |")
+            f"{r['replicates_with_divergences']} | {r['seconds']:.0f} | "
+            f"{r['date'][:10]}, {r['commit']} |")
     lines += ["", f"![Rank histograms; grey: 99% band under uniform ranks]({figure})", ""]
     return "\n".join(lines)
 
 
-def figure(results: dict, path: Path) -> None:
-    """All runs' rank histograms in one PNG, one row of panels per run."""
+def figure(rows: list[dict], path: Path) -> None:
+    """All runs' rank histograms in one PNG, one block of panels per run."""
     from matplotlib.figure import Figure
 
     from bayesstrf.plotting import plot_sbc
 
-    rows = [-(-len(result.ranks.columns) // 4) for result in results.values()]  # 4 per row
-    fig = Figure(figsize=(10.4, 2.0 * sum(rows) + 0.4 * len(rows)), layout="constrained")
-    subfigures = fig.subfigures(len(rows), 1, height_ratios=rows, squeeze=False).ravel()
-    for sub, (run, result) in zip(subfigures, results.items(), strict=True):
-        plot_sbc(result, title=run, fig=sub)
+    heights = [-(-len(row["ranks"]) // 4) for row in rows]  # 4 panels per line
+    fig = Figure(figsize=(10.4, 2.0 * sum(heights) + 0.4 * len(rows)), layout="constrained")
+    subfigures = fig.subfigures(len(rows), 1, height_ratios=heights, squeeze=False).ravel()
+    for sub, row in zip(subfigures, rows, strict=True):
+        plot_sbc(result_of(row), title=label(row), fig=sub)
     _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=80))
 
 
@@ -128,23 +152,24 @@ def _atomic(path: Path, write) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = describe_environment("benchmarks.sbc", ("jax", "numpyro", "arviz"))
-    rows, results = [], {}
-    png = args.out.with_suffix(".png")
+    env = describe_environment("benchmarks.sbc", ("jax", "numpyro", "arviz-base", "arviz-stats"))
+    json_path, png = args.out.with_suffix(".json"), args.out.with_suffix(".png")
+    rows = (json.loads(json_path.read_text())["rows"] if args.add and json_path.is_file()
+            else [])
+    passed = []
     for run in args.runs:
-        row, result = run_one(run, args.settings)
-        rows.append(row)
-        results[run] = result
-        print(f"{run}: passes={row['passes']} min p={row['min_p']:.3f} "
+        row = run_one(run, args.settings, env)
+        rows = [r for r in rows if (r["run"], r["settings"]) != (run, args.settings)] + [row]
+        passed.append(row["passes"])
+        print(f"{label(row)}: passes={row['passes']} min p={row['min_p']:.3f} "
               f"({row['seconds']:.0f} s)", flush=True)
-        payload = json.dumps({"environment": env, "settings": args.settings, "rows": rows},
-                             indent=1)
-        _atomic(args.out.with_suffix(".json"), lambda tmp, text=payload: tmp.write_text(text))
-        figure(results, png)
-        text = markdown(rows, env, args.settings, png.name)
+        payload = json.dumps({"environment": env, "rows": rows}, indent=1)
+        _atomic(json_path, lambda tmp, text=payload: tmp.write_text(text))
+        figure(rows, png)
+        text = markdown(rows, env, png.name)
         _atomic(args.out, lambda tmp, text=text: tmp.write_text(text))
-    print(f"wrote {args.out}, {args.out.with_suffix('.json')} and {png}")
-    return 0 if all(row["passes"] for row in rows) else 1
+    print(f"wrote {args.out}, {json_path} and {png}")
+    return 0 if all(passed) else 1
 
 
 if __name__ == "__main__":

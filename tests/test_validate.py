@@ -47,9 +47,11 @@ def test_sbc_softplus_ridge_is_calibrated():
 @pytest.mark.slow
 @pytest.mark.parametrize("strf", ["smooth", "localized", "sparse", "lowrank:1", "lowrank:2"])
 def test_sbc_each_strf_prior_is_calibrated(strf):
-    """Issue 5: each STRF prior, 100 replicates on a tiny problem, uniform at the 1% level."""
-    result = sbc("softplus", strf, replicates=100, n_ranks=50, bins=5, chains=2, warmup=200,
-                 draws=100)
+    """Issue 5: each STRF prior, 100 replicates on a tiny problem, uniform at the 1% level
+    (the settings of `benchmarks.sbc`: 2 x 200 draws thinned to 99; with 2 x 100 draws thinned
+    to 49, lowrank:2 once fell below p = 0.01, cause not established)."""
+    result = sbc("softplus", strf, replicates=100, n_ranks=100, bins=10, chains=2, warmup=200,
+                 draws=200)
     print(f"\n{strf}\n{result.p_values}\ndivergences: {result.divergences.sum()}")
     assert result.passes(0.01)
 
