@@ -91,7 +91,7 @@ def sbc(
         Model to check, as in `bayesstrf.fit`.
     replicates : int
     n_freq, n_lags, n_time, n_trials : int
-        Problem size (one neuron, one segment).
+        Problem size: each replicate is one neuron; all share one stimulus segment.
     mean_rate : float
         Nominal rate (spikes per bin) at which the default priors are centred.
     n_weights : int
@@ -107,6 +107,7 @@ def sbc(
     Returns
     -------
     SBC
+        Its ``divergences`` are per replicate.
     """
     family, strf_prior = activations.get(activation), strf_priors.get(strf)
     replicates = checks.positive_int(replicates, "replicates")
