@@ -259,7 +259,10 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
                  else float(step_size.mean()))
     mcmc = make_mcmc(problem, metric, warmup - warmup // 2, draws, chains,
                      step_size=step_size, **nuts)
-    mcmc.warmup(key_sample, *args, init_params=explore.last_state.z, **problem.kwargs)
+    # collecting the warmup draws, as the first stage did, makes both stages one compiled
+    # program when they are equally long (bayesstrf.compilation)
+    mcmc.warmup(key_sample, *args, init_params=explore.last_state.z, collect_warmup=True,
+                **problem.kwargs)
     timings = {"map": map_seconds, "warmup": time.perf_counter() - start, "sampling": 0.0}
     return mcmc, metric, timings
 
