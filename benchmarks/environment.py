@@ -1,7 +1,9 @@
-"""What a benchmark ran on: date, machine, devices, versions, commit and command line."""
+"""What a benchmark ran on (date, machine, devices, versions, commit, command line), and how
+its results are written (settings, output paths, atomic writes)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -56,3 +58,21 @@ def settings_and_out(parser, args, full: dict, quick: dict, name: str) -> None:
         parser.error(f"--out: expected a .md file name, found {str(args.out)!r}")
     if not args.out.parent.is_dir():
         parser.error(f"--out: expected an existing folder, found {str(args.out.parent)!r}")
+
+
+@contextlib.contextmanager
+def atomic(path: Path):
+    """A temporary path next to ``path`` to write to; it replaces ``path`` when the block ends
+    without error, so a reader never sees a half-written result."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (`atomic`)."""
+    with atomic(path) as tmp:
+        tmp.write_text(text)

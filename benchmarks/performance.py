@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import platform
 import resource
 import sys
@@ -49,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.environment import environment as describe_environment
-from benchmarks.environment import settings_and_out
+from benchmarks.environment import settings_and_out, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("softplus", "sigmoid", "double_exponential")
@@ -490,9 +489,7 @@ def write(out: Path, rows: list[dict], notes: list[str], env: dict, settings: di
     payload = {"environment": env, "settings": settings, "notes": notes, "rows": rows}
     for path, text in ((out.with_suffix(".json"), json.dumps(payload, indent=1)),
                        (out, markdown(rows, notes, env, settings))):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_atomic(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:

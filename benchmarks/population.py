@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from benchmarks.environment import environment, settings_and_out
+from benchmarks.environment import environment, settings_and_out, write_atomic
 
 FULL = dict(n_freq=16, n_lags=12, n_time=5000, chains=4, warmup=300, draws=500)
 QUICK = dict(n_freq=6, n_lags=4, n_time=1000, chains=2, warmup=40, draws=40)
@@ -125,9 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(run_size(n, args))
         print(json.dumps(rows[-1]), flush=True)
     env = environment("benchmarks.population", ("jax", "numpyro", "arviz-stats"))
-    args.out.write_text(markdown(rows, env, args))
-    args.out.with_suffix(".json").write_text(json.dumps(
+    write_atomic(args.out.with_suffix(".json"), json.dumps(
         {"environment": env, "settings": args.settings, "rows": rows}, indent=1))
+    write_atomic(args.out, markdown(rows, env, args))
     print(f"wrote {args.out}")
     return 0
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from benchmarks.environment import environment as describe_environment
-from benchmarks.environment import settings_and_out
+from benchmarks.environment import settings_and_out, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -239,9 +239,7 @@ def write(out: Path, rows: list[dict], env: dict, settings: dict) -> None:
                "rows": rows}
     for path, text in ((out.with_suffix(".json"), json.dumps(payload, indent=1)),
                        (out, markdown(rows, env, settings))):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_atomic(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:

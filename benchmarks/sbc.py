@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
+from benchmarks.environment import atomic, settings_and_out, write_atomic
 from benchmarks.environment import environment as describe_environment
-from benchmarks.environment import settings_and_out
 
 FAMILIES = ("softplus", "sigmoid", "double_exponential")
 PRIORS = ("smooth", "localized", "sparse", "lowrank:1", "lowrank:2")
@@ -142,13 +141,8 @@ def figure(rows: list[dict], path: Path) -> None:
     subfigures = fig.subfigures(len(rows), 1, height_ratios=heights, squeeze=False).ravel()
     for sub, row in zip(subfigures, rows, strict=True):
         plot_sbc(result_of(row), title=label(row), fig=sub)
-    _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=80))
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    with atomic(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,10 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label(row)}: passes={row['passes']} min p={row['min_p']:.3f} "
               f"({row['seconds']:.0f} s)", flush=True)
         payload = json.dumps({"environment": env, "rows": rows}, indent=1)
-        _atomic(json_path, lambda tmp, text=payload: tmp.write_text(text))
+        write_atomic(json_path, payload)
         figure(rows, png)
-        text = markdown(rows, env, png.name)
-        _atomic(args.out, lambda tmp, text=text: tmp.write_text(text))
+        write_atomic(args.out, markdown(rows, env, png.name))
     print(f"wrote {args.out}, {json_path} and {png}")
     return 0 if all(passed) else 1
 
