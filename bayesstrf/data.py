@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -280,6 +281,35 @@ class Recording:
             neuron_ids=self.neuron_ids[neurons],
             segment_ids=self.segment_ids,
         )
+
+    def rebin(self, factor: int) -> Recording:
+        """Coarser bins of ``factor`` original bins: counts summed (still Poisson counts),
+        spectrogram averaged, ``dt`` multiplied.
+
+        The last ``len % factor`` bins of a segment cannot fill a coarse bin and are left out,
+        with a warning giving how many bins and spikes that leaves out.
+        """
+        if isinstance(factor, bool) or not isinstance(factor, int | np.integer) or factor < 1:
+            raise ValueError(f"factor: expected a positive integer, found {factor!r}")
+        shortest = int(self.segment_lengths.min())
+        if factor > shortest:
+            raise ValueError(
+                f"factor: expected at most the shortest segment's {shortest} bins, found {factor}"
+            )
+        kept = self.segment_lengths // factor * factor
+        left_bins = int((self.segment_lengths - kept).sum())
+        left_spikes = float(sum(np.nansum(c[..., k:]) for c, k in zip(self.counts, kept,
+                                                                        strict=True)))
+        if left_bins:
+            warnings.warn(f"rebin: the last {left_bins} bins of the segments (fewer than "
+                          f"factor={factor} each), holding {left_spikes:g} spikes, are left out",
+                          stacklevel=2)
+        spectrograms = [s[:, :k].reshape(s.shape[0], -1, factor).mean(-1)
+                        for s, k in zip(self.spectrograms, kept, strict=True)]
+        counts = [c[..., :k].reshape(*c.shape[:2], -1, factor).sum(-1)
+                  for c, k in zip(self.counts, kept, strict=True)]
+        return Recording(spectrograms, counts, self.dt * factor, freqs=self.freqs,
+                         neuron_ids=self.neuron_ids, segment_ids=self.segment_ids)
 
     def split(self, test_segments) -> tuple[Recording, Recording]:
         """Split by segment into ``(train, test)``.

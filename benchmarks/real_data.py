@@ -38,12 +38,16 @@ FAMILIES = ("sigmoid", "double_exponential", "softplus")
 PRIORS = ("ridge", "smooth")
 
 #: Full-run settings. NS1: 15 lags of 5 ms (75 ms; the design notes' tuned MAP LN used 15);
-#: songbird: 30 lags of 2 ms (60 ms; its NOTES' sanity fit used 40).
-FULL = dict(chains=4, warmup=500, draws=1000, ns1_lags=15, ns1_freq=34, songbird_lags=30,
-            songbird_freq=31, neurons=None, families=FAMILIES, priors=PRIORS)
+#: songbird: 2 ms bins summed in pairs (`Recording.rebin`), 12 lags of 4 ms (48 ms), 16
+#: bands (at 2 ms x 30 lags x 31 bands, NUTS needed 255-511 steps per draw at 5-7 ms each:
+#: hours per fit on a 2-core CPU).
+FULL = dict(chains=4, warmup=500, draws=1000, ns1_lags=15, ns1_freq=34, songbird_lags=12,
+            songbird_freq=16, songbird_rebin=2, neurons=None, families=FAMILIES,
+            priors=PRIORS)
 #: --quick: one neuron per dataset, one family, one prior, few draws, smaller problems.
 QUICK = dict(chains=2, warmup=20, draws=20, ns1_lags=8, ns1_freq=12, songbird_lags=8,
-             songbird_freq=8, neurons=1, families=("softplus",), priors=("ridge",))
+             songbird_freq=8, songbird_rebin=2, neurons=1, families=("softplus",),
+             priors=("ridge",))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="keep the fits already in the JSON next to --out")
     for name in ("chains", "warmup", "draws", "ns1_lags", "ns1_freq", "songbird_lags",
-                 "songbird_freq", "neurons"):
+                 "songbird_freq", "songbird_rebin", "neurons"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                             help=f"override (full: {FULL[name]}, quick: {QUICK[name]})")
     args = parser.parse_args(argv)
@@ -95,6 +99,8 @@ def load_datasets(args) -> dict:
         out["ns1"] = (recording, ns1_test_segments(), s["ns1_lags"])
     if "songbird" in args.datasets:
         recording = load_songbird(args.data / "songbird-auditory", n_freq=s["songbird_freq"])
+        if s["songbird_rebin"] > 1:
+            recording = recording.rebin(s["songbird_rebin"])
         out["songbird"] = (recording, recording.segment_ids[-4:].tolist(), s["songbird_lags"])
     return out
 
@@ -141,7 +147,7 @@ def evaluate(dataset: str, neuron: str, train, test, n_lags: int, family: str, m
     from bayesstrf.comparison import held_out_metrics
 
     row = {"dataset": dataset, "neuron": neuron, "family": family, "method": method,
-           "n_lags": n_lags, "n_freq": train.n_freq}
+           "n_lags": n_lags, "n_freq": train.n_freq, "dt": train.dt}
     start = time.perf_counter()
     if method == "map":
         fit = map_fit(train, family, n_lags)
@@ -201,7 +207,8 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         part = frame[frame.dataset == dataset] if len(frame) else frame
         first = next(r for r in rows if r["dataset"] == dataset)
-        lines += [f"## {dataset} ({first['n_freq']} bands x {first['n_lags']} lags)", ""]
+        lines += [f"## {dataset} ({first['n_freq']} bands x {first['n_lags']} lags of "
+                  f"{1000 * first.get('dt', float('nan')):g} ms)", ""]
         if len(part):
             lines += ["Average over neurons:", "",
                       "| family | method | neurons | CCnorm | bits/spike | lpd | converged |",
@@ -270,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                     except Exception as error:  # keep a long run going; the table says why
                         row = {"dataset": dataset, "neuron": neuron, "family": family,
                                "method": method, "n_lags": n_lags, "n_freq": train.n_freq,
-                               "error": f"{type(error).__name__}: {error}"}
+                               "dt": train.dt, "error": f"{type(error).__name__}: {error}"}
                     rows.append(row)
                     write(args.out, rows, env, s)
                     print(f"[{time.perf_counter() - started:6.0f} s] {dataset} {neuron} "

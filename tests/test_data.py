@@ -431,6 +431,28 @@ def test_select_neurons():
         np.testing.assert_array_equal(x, y[[1]])
 
 
+def test_rebin_sums_counts_averages_the_spectrogram_and_reports_the_remainder():
+    rng = np.random.default_rng(0)
+    spec = rng.normal(size=(3, 7))
+    counts = rng.poisson(1.0, size=(2, 2, 7)).astype(float)
+    counts[1, 0, 2] = np.nan  # a missing bin makes its coarse bin missing
+    rec = Recording([spec, spec[:, :4]], [counts, counts[..., :4]], dt=0.002)
+    with pytest.warns(UserWarning, match=rf"last 1 bins .* {np.nansum(counts[..., 6]):g} spikes"):
+        coarse = rec.rebin(2)
+    assert coarse.dt == pytest.approx(0.004)
+    assert coarse.segment_lengths.tolist() == [3, 2]
+    np.testing.assert_allclose(coarse.spectrograms[0][:, 1], spec[:, 2:4].mean(1))
+    np.testing.assert_array_equal(coarse.counts[0][0, :, 2], counts[0, :, 4] + counts[0, :, 5])
+    assert np.isnan(coarse.counts[0][1, 0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rec.select_segments([1]).rebin(4).n_time == 1  # nothing left out, no warning
+    for factor, pattern in [(0, "a positive integer"), (2.0, "a positive integer"),
+                            (5, "at most the shortest segment's 4 bins")]:
+        with pytest.raises(ValueError, match=rf"factor: expected {pattern}"):
+            rec.rebin(factor)
+
+
 # --- files: round trips -----------------------------------------------------------------------
 
 
