@@ -78,6 +78,45 @@ class IsotropicStudentT(dist.Distribution):
         return per_neuron.sum(-1)
 
 
+class ShellDirection(dist.Distribution):
+    """Uniformly distributed direction on a thin shell: ``x = r w``, ``w`` uniform on the unit
+    sphere of ``R^D`` (the last axis), radius ``r ~ Normal(1, width)`` (truncated at 0, which
+    lies ``1 / width`` sds away: negligible).
+
+    The latent of a factor whose likelihood only sees ``x / |x|``. The radius is a nuisance
+    whose law is free; a thin shell makes the posterior of ``x`` close to a slab, where the
+    standard ``Normal(0, I)`` makes it a cone (transverse width proportional to ``r``, a
+    funnel for NUTS). ``log p = -(D - 1) log r - (r - 1)^2 / (2 width^2) + const``.
+
+    Parameters
+    ----------
+    width : float
+    shape : tuple (N, r, D)
+    """
+
+    support = constraints.independent(constraints.real, 3)
+
+    def __init__(self, width: float, shape: tuple[int, int, int]):
+        self.width = width
+        super().__init__(batch_shape=(), event_shape=shape)
+
+    def sample(self, key, sample_shape=()):
+        key_direction, key_radius = jax.random.split(key)
+        normal = jax.random.normal(key_direction, sample_shape + self.event_shape)
+        radius = jnp.abs(1.0 + self.width * jax.random.normal(
+            key_radius, sample_shape + self.event_shape[:-1] + (1,)))
+        return normal / jnp.linalg.norm(normal, axis=-1, keepdims=True) * radius
+
+    def log_prob(self, value):
+        size = self.event_shape[-1]
+        radius = jnp.linalg.norm(value, axis=-1)
+        log_sphere_area = math.log(2.0) + size / 2 * math.log(math.pi) - gammaln(size / 2)
+        per_vector = (-(size - 1) * jnp.log(radius) - log_sphere_area
+                      - 0.5 * ((radius - 1.0) / self.width) ** 2
+                      - math.log(self.width * math.sqrt(2 * math.pi)))
+        return per_vector.sum((-2, -1))
+
+
 class Kernel(NamedTuple):
     """An STRF in the internal basis, and its factors when it has low rank.
 
@@ -348,13 +387,21 @@ class Sparse:
         return {"name": self.name} | asdict(self)
 
 
+#: Radial sd of the low-rank factors' latents (`ShellDirection`): a cone of opening ratio
+#: (1 + 2 w) / (1 - 2 w) = 1.5 over +-2 sd, against 2.4 for ``Normal(0, I_12)``.
+FACTOR_SHELL_WIDTH = 0.1
+
+
 @dataclass(frozen=True)
 class LowRank:
     """Low-rank STRF ``W[n] = sum_i g_i u_i v_i^T`` with unit-norm factors.
 
-    ``u_i = a_i / |a_i|`` (spectral, ``F``) and ``v_i = b_i / |b_i|`` (temporal, ``L``) with
-    ``a_i, b_i`` Gaussian: i.i.d. (``factors="ridge"``) or smooth with learned length-scales
-    (``factors="smooth"``, as in `Smooth`). Unit norms take the scale trade-off between
+    ``u_i = a_i / |a_i|`` (spectral, ``F``) and ``v_i = b_i / |b_i|`` (temporal, ``L``),
+    directed like Gaussian vectors: i.i.d. (``factors="ridge"``) or smooth with learned
+    length-scales (``factors="smooth"``, as in `Smooth`). Only the directions of the latents
+    matter, so they are sampled on a thin shell (`ShellDirection`): the same prior on the
+    STRF, without the cone a Gaussian latent gives the posterior. Unit norms take the scale
+    trade-off between
     ``u`` and ``v`` out of the posterior; the gains are ordered,
     ``g_i = sum_{j >= i} step_j`` with ``step_j ~ HalfNormal(drive_scale)``, which removes
     the exchange of components. What is left, the joint sign of ``(u_i, v_i)``, is fixed after
@@ -398,8 +445,8 @@ class LowRank:
         return out
 
     def _factor(self, axis: str, n_neurons: int, size: int) -> jnp.ndarray:
-        raw = numpyro.sample(f"{axis}_raw", dist.Normal(0, 1).expand(
-            (n_neurons, self.rank, size)).to_event(3))
+        raw = numpyro.sample(f"{axis}_raw",
+                             ShellDirection(FACTOR_SHELL_WIDTH, (n_neurons, self.rank, size)))
         if self.factors == "smooth":
             length = numpyro.sample(
                 "length_freq" if axis == "spectral" else "length_lag",

@@ -1,4 +1,5 @@
-"""STRF priors against closed forms: the marginal ridge prior (scipy), the smooth prior's
+"""STRF priors against closed forms: the marginal ridge prior (scipy), the low-rank factors'
+shell (numerical integration), the smooth prior's
 kernel (Matern-3/2), the localized envelope, the horseshoe's cap, low-rank structure,
 the per-chain sign convention, names and bad arguments."""
 
@@ -7,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from numpyro import handlers
-from scipy.stats import invgamma, kstest, multivariate_t
+from scipy import integrate
+from scipy.stats import invgamma, kstest, multivariate_t, norm
 
 from bayesstrf import strf
 from bayesstrf.strf import (
@@ -15,6 +17,7 @@ from bayesstrf.strf import (
     Localized,
     LowRank,
     Ridge,
+    ShellDirection,
     Smooth,
     Sparse,
     cosine_basis,
@@ -31,6 +34,20 @@ def test_marginal_prior_matches_scipy_multivariate_t():
         for i, s in enumerate(scales)
     )
     np.testing.assert_allclose(prior.log_prob(jnp.asarray(x)), expected, rtol=1e-5)
+
+
+def test_shell_direction_density_integrates_to_one_and_matches_its_sampler():
+    shell = ShellDirection(0.2, (1, 1, 2))
+    density = lambda y, x: float(jnp.exp(shell.log_prob(jnp.array([[[x, y]]]))))  # noqa: E731
+    total, _ = integrate.dblquad(density, -2.5, 2.6, -2.5, 2.6, epsabs=1e-7)  # off the origin
+    assert abs(total - 1.0) < 1e-4
+    draws = np.asarray(ShellDirection(0.1, (2, 3, 5)).sample(jax.random.PRNGKey(0), (4000,)))
+    radius = np.linalg.norm(draws, axis=-1).ravel()
+    assert kstest(radius, norm(1.0, 0.1).cdf).pvalue > 0.01
+    direction = (draws / np.linalg.norm(draws, axis=-1, keepdims=True)).reshape(-1, 5)
+    # uniform on the sphere: mean 0, covariance I / D
+    np.testing.assert_allclose(direction.mean(0), 0.0, atol=0.02)
+    np.testing.assert_allclose(np.cov(direction.T), np.eye(5) / 5, atol=0.01)
 
 
 def test_marginal_prior_samples_have_the_scale_mixture_variance():
