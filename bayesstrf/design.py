@@ -2,8 +2,10 @@
 
 Each segment is preceded by ``n_lags - 1`` zero columns, so the drive is causal, sees zeros
 before a segment starts and never crosses from one segment into the next. The fast path
-(`strf_drive`) is a sum of ``n_lags`` shifted ``(N, F) x (F, T)`` products: O(T F L) work and
-O(N T) memory, no ``(T, F*L)`` matrix. `lag_matrix` is the small, obvious reference.
+(`strf_drive`) is one convolution over time with ``F`` input and ``N`` output channels:
+O(T F L) work and O(N T) memory, no ``(T, F*L)`` matrix; on this CPU its gradient took 1/5 of
+the time of a sum of ``n_lags`` shifted products at F=32, L=20, T=2e4 (the same at F=16,
+L=12, T=5e3). `lag_matrix` is the small, obvious reference.
 """
 
 from __future__ import annotations
@@ -103,11 +105,7 @@ def strf_drive(weights: jnp.ndarray, design: Design) -> jnp.ndarray:
         raise ValueError(
             f"weights: expected {design.n_lags} lags like the design, found {n_lags}"
         )
-    width = design.padded.shape[1] - (n_lags - 1)
-    drive = sum(
-        weights[:, :, lag] @ design.padded[:, n_lags - 1 - lag : n_lags - 1 - lag + width]
-        for lag in range(n_lags)
-    )
+    drive = _causal_filter(design.padded[None], weights, groups=1)
     return drive[:, design.valid - (n_lags - 1)]
 
 
@@ -132,14 +130,22 @@ def lowrank_drive(spectral: jnp.ndarray, temporal: jnp.ndarray, design: Design) 
         raise ValueError(
             f"temporal: expected {design.n_lags} lags like the design, found {n_lags}"
         )
-    projected = jnp.einsum("nrf,fp->nrp", spectral, design.padded)
-    width = design.padded.shape[1] - (n_lags - 1)
-    drive = sum(
-        jnp.einsum("nr,nrt->nt", temporal[:, :, lag],
-                   projected[:, :, n_lags - 1 - lag : n_lags - 1 - lag + width])
-        for lag in range(n_lags)
-    )
+    projected = jnp.einsum("nrf,fp->nrp", spectral, design.padded,
+                           precision=jax.lax.Precision.HIGHEST)
+    n_neurons, rank = spectral.shape[:2]
+    drive = _causal_filter(projected.reshape(1, n_neurons * rank, -1), temporal,
+                           groups=n_neurons)
     return drive[:, design.valid - (n_lags - 1)]
+
+
+def _causal_filter(signal: jnp.ndarray, kernel: jnp.ndarray, groups: int) -> jnp.ndarray:
+    """``out[n, p] = sum_{c, l} kernel[n, c, l] signal[0, g(n) c, p + L - 1 - l]`` for
+    ``p = 0 .. P - L``: one convolution (channels ``c`` of group ``g(n)``), lag 0 aligned with
+    the last column of each window. Full float32 precision (no TF32 on GPUs)."""
+    return jax.lax.conv_general_dilated(
+        signal, kernel[..., ::-1], window_strides=(1,), padding="VALID",
+        dimension_numbers=("NCH", "OIH", "NCH"), feature_group_count=groups,
+        precision=jax.lax.Precision.HIGHEST)[0]
 
 
 def lag_matrix(spectrogram: np.ndarray, n_lags: int) -> np.ndarray:
