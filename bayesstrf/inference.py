@@ -484,7 +484,7 @@ def fit(
                                            checkpoint_every, key)
     map_seconds, warmup_seconds, sampling_seconds = (
         timings["map"], timings["warmup"], timings["sampling"])
-    samples |= strf_prior.completed(samples, key_scale)
+    samples = strf_prior.completed(samples, key_scale)
 
     attrs = {
         "bayesstrf_version": bayesstrf.__version__,

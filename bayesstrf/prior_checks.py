@@ -74,7 +74,7 @@ def prior_predictive(
     predictive = Predictive(generative, num_samples=draws, parallel=False)
     sampled = predictive(jax.random.PRNGKey(seed), problem.design)
     samples = {name: np.asarray(value)[None] for name, value in sampled.items()}
-    samples |= strf_prior.completed(samples, jax.random.PRNGKey(seed + 1))
+    samples = strf_prior.completed(samples, jax.random.PRNGKey(seed + 1))
     predicted = {name: samples.pop(name) for name in ("rate", "mean_rate")}
     cube = ("neuron", "freq", "lag")
     dims = ({name: ("neuron",) for name in samples} | {"strf": cube} | dict(strf_prior.dims)

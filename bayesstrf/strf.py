@@ -15,7 +15,8 @@ prior sd of the drive is about ``drive_scale`` (in the activation's input units)
 - `Localized`: Gaussian weights under a Gaussian envelope with a learned centre and width in
   frequency and lag, ALD's space-domain prior (Park & Pillow 2011).
 - `Sparse`: the regularized horseshoe (Piironen & Vehtari 2017).
-- `LowRank`: ``sum_i g_i u_i v_i^T`` over ``rank`` unit-norm spectral and temporal factors.
+- `LowRank`: ``sum_i g_i u_i v_i^T`` over ``rank`` unit-norm spectral and temporal factors,
+  reported as the singular value decomposition of each draw.
 
 `Ridge`, `Smooth` and `Localized` share one form: a white latent ``Z`` with the per-neuron
 variance marginalised analytically (`IsotropicStudentT`), mapped linearly to the weights; the
@@ -189,7 +190,7 @@ class _WhiteLatent:
         )
 
     def completed(self, samples: dict, key) -> dict:
-        """Draws of ``strf_scale (chain, draw, N)``, ``sqrt(v_n)``, from its exact conditional
+        """The draws with ``strf_scale (chain, draw, N)``, ``sqrt(v_n)``, from its exact conditional
         ``InverseGamma(df / 2 + D / 2, df s^2 / 2 + |Z[n]|^2 / 2)`` given each draw of ``Z``."""
         white = samples[self.latent]
         dim = white.shape[-2] * white.shape[-1]
@@ -197,7 +198,7 @@ class _WhiteLatent:
         posterior = dist.InverseGamma(
             self.df / 2 + dim / 2, prior_rate + jnp.sum(jnp.square(white), axis=(-2, -1)) / 2
         )
-        return {"strf_scale": np.asarray(jnp.sqrt(posterior.sample(key)))}
+        return samples | {"strf_scale": np.asarray(jnp.sqrt(posterior.sample(key)))}
 
     def spec(self) -> dict:
         """JSON-able description, stored in the fit's attrs."""
@@ -379,8 +380,8 @@ class Sparse:
         return Kernel(tau * shrunk * white)
 
     def completed(self, samples: dict, key) -> dict:
-        """Nothing to add: every latent is sampled."""
-        return {}
+        """The draws as sampled: every latent is sampled and identified."""
+        return samples
 
     def spec(self) -> dict:
         """JSON-able description, stored in the fit's attrs."""
@@ -400,14 +401,17 @@ class LowRank:
     directed like Gaussian vectors: i.i.d. (``factors="ridge"``) or smooth with learned
     length-scales (``factors="smooth"``, as in `Smooth`). Only the directions of the latents
     matter, so they are sampled on a thin shell (`ShellDirection`): the same prior on the
-    STRF, without the cone a Gaussian latent gives the posterior. Unit norms take the scale
-    trade-off between
-    ``u`` and ``v`` out of the posterior; the gains are ordered,
-    ``g_i = sum_{j >= i} step_j`` with ``step_j ~ HalfNormal(drive_scale)``, which removes
-    the exchange of components. What is left, the joint sign of ``(u_i, v_i)``, is fixed after
-    sampling per chain (`completed`): each temporal factor's largest posterior-mean entry is
-    made positive, so chains cannot report mirrored modes. The identified product is the
-    ``strf`` site. The drive costs O(T r (F + L)), not O(T F L).
+    STRF, without the cone a Gaussian latent gives the posterior. The gains are ordered,
+    ``g_i = sum_{j >= i} step_j`` with ``step_j ~ HalfNormal(drive_scale)``. The drive costs
+    O(T r (F + L)), not O(T F L).
+
+    These sampler coordinates are not identified: signs, and for ``rank >= 2`` any mixing of
+    the components that keeps the product, change nothing, so chains may wander or settle
+    apart in them. They are therefore not reported. What is reported (`completed`) is
+    identified: the product ``strf`` and its singular value decomposition per draw, ``gain``
+    (singular values, decreasing), ``spectral`` and ``temporal`` (orthonormal singular
+    vectors), each pair's sign chosen to agree with the decomposition of the posterior-mean
+    STRF, so that chains cannot report mirrored modes.
 
     Parameters
     ----------
@@ -434,11 +438,8 @@ class LowRank:
 
     @property
     def dims(self) -> dict:
-        """Dims of each latent and derived site after ``(chain, draw)``."""
-        out = {"gain_step": ("neuron", "component"), "gain": ("neuron", "component"),
-               "spectral_raw": ("neuron", "component", "freq_mode"),
-               "temporal_raw": ("neuron", "component", "lag_mode"),
-               "spectral": ("neuron", "component", "freq"),
+        """Dims of each reported site after ``(chain, draw)``."""
+        out = {"gain": ("neuron", "component"), "spectral": ("neuron", "component", "freq"),
                "temporal": ("neuron", "component", "lag")}
         if self.factors == "smooth":
             out |= {"length_freq": ("neuron",), "length_lag": ("neuron",)}
@@ -465,14 +466,20 @@ class LowRank:
         return Kernel(jnp.einsum("nrf,nrl->nfl", spectral, temporal), spectral, temporal)
 
     def completed(self, samples: dict, key) -> dict:
-        """Factors (and their raw latents) with the sign convention applied per chain."""
-        temporal = np.asarray(samples["temporal"])  # (chain, draw, N, r, L)
-        mean = temporal.mean(axis=1)
-        peak = np.abs(mean.mean(axis=0)).argmax(-1)  # (N, r): one entry for all chains
-        sign = np.sign(np.take_along_axis(mean, peak[None, ..., None], -1))[..., 0]
-        sign = np.where(sign == 0, 1.0, sign)[:, None, :, :, None]
-        return {name: np.asarray(samples[name]) * sign
-                for name in ("spectral", "temporal", "spectral_raw", "temporal_raw")}
+        """Without the unidentified sampler coordinates; ``gain``, ``spectral`` and
+        ``temporal`` from the SVD of each draw of ``strf (chain, draw, N, F, L)``."""
+        strf = np.asarray(samples["strf"], dtype=float)
+        spectral, gain, temporal = np.linalg.svd(strf, full_matrices=False)
+        spectral = np.swapaxes(spectral[..., :self.rank], -1, -2)  # (..., r, F)
+        gain, temporal = gain[..., :self.rank], temporal[..., :self.rank, :]
+        mean = strf.reshape(-1, *strf.shape[2:]).mean(0)
+        ref_spectral, _, ref_temporal = np.linalg.svd(mean, full_matrices=False)
+        agreement = (np.einsum("...nrf,nfr->...nr", spectral, ref_spectral[..., :self.rank])
+                     + np.einsum("...nrl,nrl->...nr", temporal, ref_temporal[:, :self.rank]))
+        sign = np.where(agreement < 0, -1.0, 1.0)[..., None]
+        hidden = ("gain_step", "spectral_raw", "temporal_raw")
+        return ({name: value for name, value in samples.items() if name not in hidden}
+                | {"gain": gain, "spectral": spectral * sign, "temporal": temporal * sign})
 
     def spec(self) -> dict:
         """JSON-able description, stored in the fit's attrs."""

@@ -156,22 +156,31 @@ def test_lowrank_weights_have_the_rank_unit_factors_and_ordered_gains(factors):
     np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-7)
 
 
-def test_lowrank_sign_convention_merges_mirrored_chains():
+def test_lowrank_reports_the_identified_svd_of_each_draw_whatever_the_factors():
     rng = np.random.default_rng(0)
-    temporal = rng.normal(size=(1, 6))
-    temporal[0, 2] = 5.0
-    spectral = rng.normal(size=(1, 4))
-    draws = lambda sign: {  # noqa: E731
-        "spectral": sign * np.broadcast_to(spectral, (10, 1, 1, 4)),
-        "temporal": sign * np.broadcast_to(temporal, (10, 1, 1, 6)),
-        "spectral_raw": sign * np.broadcast_to(spectral, (10, 1, 1, 4)),
-        "temporal_raw": sign * np.broadcast_to(temporal, (10, 1, 1, 6)),
-    }
-    samples = {k: np.stack([draws(1.0)[k], draws(-1.0)[k]]) for k in draws(1.0)}
-    fixed = LowRank().completed(samples, None)
-    np.testing.assert_allclose(fixed["temporal"][0], fixed["temporal"][1])
-    np.testing.assert_allclose(fixed["spectral"][1], np.broadcast_to(spectral, (10, 1, 1, 4)))
-    assert (fixed["temporal"][..., 2] > 0).all()
+    u, v = rng.normal(size=(2, 5)), rng.normal(size=(2, 4))  # two non-orthogonal components
+    mixing = [np.eye(2), np.array([[-1.0, 0.0], [0.3, 1.0]]), -np.eye(2)]  # per chain
+    spectral = [np.linalg.inv(m).T @ u for m in mixing]  # same product, other factors
+    temporal = [m @ v for m in mixing]
+    strf = np.stack([np.broadcast_to(a.T @ b, (3, 1, 5, 4)) for a, b in
+                     zip(spectral, temporal, strict=True)])
+    strf = strf + 1e-3 * rng.normal(size=strf.shape)  # draws differ a little
+    samples = {"strf": strf, "gain_step": np.ones((3, 3, 1, 2)),
+               "spectral_raw": np.zeros((3, 3, 1, 2, 5)), "temporal_raw": np.zeros((3, 3, 1, 2, 4))}
+    reported = LowRank(rank=2).completed(samples, None)
+    assert not {"gain_step", "spectral_raw", "temporal_raw"} & set(reported)
+    np.testing.assert_allclose(reported["strf"], strf)
+    gain, spec, temp = reported["gain"], reported["spectral"], reported["temporal"]
+    assert (np.diff(gain, axis=-1) <= 0).all()
+    identity = np.broadcast_to(np.eye(2), (3, 3, 1, 2, 2))
+    np.testing.assert_allclose(np.einsum("...rf,...sf->...rs", spec, spec), identity, atol=1e-9)
+    np.testing.assert_allclose(np.einsum("...rl,...sl->...rs", temp, temp), identity, atol=1e-9)
+    # the rank-2 product is rebuilt, up to the small rank-3,4 remainder of the noise
+    rebuilt = np.einsum("...r,...rf,...rl->...fl", gain, spec, temp)
+    assert np.abs(rebuilt - strf).max() < 1e-2
+    # one sign for all chains and draws: every draw's factors are close to every other's
+    flat = temp.reshape(-1, 2, 4)
+    np.testing.assert_allclose(flat, np.broadcast_to(flat[0], flat.shape), atol=1e-2)
 
 
 def test_prior_names_ranks_and_bad_arguments():
