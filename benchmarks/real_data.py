@@ -203,6 +203,10 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
         "Diagnostics: max r_hat, min bulk ESS, divergences.",
         "",
     ]
+    commits = sorted({r.get("commit", env["commit"]) for r in rows})
+    if len(commits) > 1:  # --resume kept rows of earlier runs
+        lines += [f"Rows come from commits {', '.join(commits)} (`--resume`): each row's "
+                  "commit is in the JSON.", ""]
     frame = pd.DataFrame([r for r in rows if "error" not in r])
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         part = frame[frame.dataset == dataset] if len(frame) else frame
@@ -278,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                         row = {"dataset": dataset, "neuron": neuron, "family": family,
                                "method": method, "n_lags": n_lags, "n_freq": train.n_freq,
                                "dt": train.dt, "error": f"{type(error).__name__}: {error}"}
-                    rows.append(row)
+                    rows.append(row | {"commit": env["commit"]})
                     write(args.out, rows, env, s)
                     print(f"[{time.perf_counter() - started:6.0f} s] {dataset} {neuron} "
                           f"{family} {method}: CCnorm {_cell(row.get('cc_norm'))} "
