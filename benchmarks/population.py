@@ -124,10 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.neurons:
         rows.append(run_size(n, args))
         print(json.dumps(rows[-1]), flush=True)
-    env = environment("benchmarks.population", ("jax", "numpyro", "arviz-stats"))
-    write_atomic(args.out.with_suffix(".json"), json.dumps(
-        {"environment": env, "settings": args.settings, "rows": rows}, indent=1))
-    write_atomic(args.out, markdown(rows, env, args))
+        # after every size, so that a run stopped at a time limit keeps the sizes it finished
+        env = environment("benchmarks.population", ("jax", "numpyro", "arviz-stats"))
+        write_atomic(args.out.with_suffix(".json"), json.dumps(
+            {"environment": env, "settings": args.settings, "rows": rows}, indent=1))
+        write_atomic(args.out, markdown(rows, env, args))
     print(f"wrote {args.out}")
     return 0
 
