@@ -4,6 +4,7 @@
 # Usage, from the repository root: benchmarks/gpu.sh OUT_DIR
 # Each stage has its own time limit, so a slow stage cannot starve the next one; the
 # benchmarks write their results after every row, so a stage cut short keeps what it finished.
+# Everything is logged to OUT_DIR/run.log (the stages' outputs, in order).
 # Python packages the machine lacks are installed first from wheels in .whl/, when present.
 set -u
 out=${1:?usage: benchmarks/gpu.sh OUT_DIR}
@@ -21,9 +22,9 @@ python3 -c "import jax, numpyro; print('jax', jax.__version__, jax.devices(), 'n
 stage() {  # stage NAME SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
   local start=$SECONDS
-  timeout "$limit" "$@" >"$out/$name.log" 2>&1
-  echo "== $name: exit $? after $((SECONDS - start)) s (limit $limit s)"
-  tail -n 4 "$out/$name.log"
+  echo "== $name" >>"$out/run.log"
+  timeout "$limit" "$@" >>"$out/run.log" 2>&1
+  echo "== $name: exit $? after $((SECONDS - start)) s (limit $limit s)" | tee -a "$out/run.log"
 }
 
 stage tests "${TESTS_S:-80}" python3 -m pytest -q -x -m "not slow" -p no:cacheprovider \
