@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from numpyro import handlers
 from scipy import integrate
+from scipy.stats import f as f_dist
 from scipy.stats import invgamma, kstest, multivariate_t, norm
 
 from bayesstrf import strf
@@ -106,14 +107,29 @@ def test_smooth_prior_covariance_approximates_a_matern_kernel():
 
 def test_smooth_prior_is_ridge_with_tiny_length_scales():
     white = np.random.default_rng(1).normal(size=(2, 6, 5))
+    scale = np.array([0.5, 2.0])
     tiny = {"length_freq": jnp.full(2, 1e-3), "length_lag": jnp.full(2, 1e-3),
-            "strf_white": jnp.asarray(white)}
+            "strf_white": jnp.asarray(white), "strf_scale": jnp.asarray(scale)}
     with handlers.condition(data=tiny), handlers.seed(rng_seed=0):
         out = Smooth().sample(2, 6, 5)
     # white spectrum: an orthonormal change of basis of a white latent, i.e. the ridge prior
-    expected = np.einsum("fi,nij,lj->nfl", cosine_basis(6), white, cosine_basis(5))
+    expected = scale[:, None, None] * np.einsum("fi,nij,lj->nfl", cosine_basis(6), white,
+                                                cosine_basis(5))
     np.testing.assert_allclose(out.weights, expected, atol=1e-4)
-    np.testing.assert_allclose(np.linalg.norm(out.weights), np.linalg.norm(white), rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out.weights, axis=(1, 2)),
+                               scale * np.linalg.norm(white, axis=(1, 2)), rtol=1e-5)
+
+
+def test_smooth_prior_weights_have_ridges_multivariate_t_law():
+    # Smooth samples sqrt(v) where Ridge marginalises it; the weights' law must not change:
+    # for W ~ t_df(0, s^2 I_D), |W|^2 / (D s^2) ~ F(D, df)
+    prior, n, size = Smooth(drive_scale=1.5, df=4.0), 4000, (6, 5)
+    tiny = {"length_freq": jnp.full(n, 1e-3), "length_lag": jnp.full(n, 1e-3)}
+    with handlers.condition(data=tiny), handlers.seed(rng_seed=3):
+        weights = np.asarray(prior.sample(n, *size).weights)
+    dim = size[0] * size[1]
+    statistic = (weights**2).sum(axis=(1, 2)) / (dim * (1.5 / np.sqrt(dim)) ** 2)
+    assert kstest(statistic, f_dist(dim, 4.0).cdf).pvalue > 0.01
 
 
 def test_localized_envelope_is_one_at_its_centre():
