@@ -184,15 +184,19 @@ class _WhiteLatent:
     def __post_init__(self):
         _check_positive(self, "drive_scale", "df")
 
+    def _latent_sd(self, dim: int) -> float:
+        """``s = drive_scale / sqrt(D)``: the prior scale of each of the ``D`` latents."""
+        return self.drive_scale / math.sqrt(dim)
+
     def _white(self, n_neurons: int, n_freq: int, n_lags: int) -> jnp.ndarray:
-        scale = self.drive_scale / math.sqrt(n_freq * n_lags) * jnp.ones(n_neurons)
+        scale = self._latent_sd(n_freq * n_lags) * jnp.ones(n_neurons)
         return numpyro.sample(
             self.latent, IsotropicStudentT(self.df, scale, (n_neurons, n_freq, n_lags))
         )
 
     def _scale(self, n_neurons: int, n_freq: int, n_lags: int) -> jnp.ndarray:
         """Sample ``strf_scale (N,)``, ``sqrt(v_n)``: the variance that `_white` marginalises."""
-        spread = self.df * (self.drive_scale / math.sqrt(n_freq * n_lags)) ** 2
+        spread = self.df * self._latent_sd(n_freq * n_lags) ** 2
         law = dist.TransformedDistribution(dist.InverseGamma(self.df / 2, spread / 2),
                                            dist.transforms.PowerTransform(0.5))
         return numpyro.sample("strf_scale", law.expand((n_neurons,)).to_event(1))
@@ -202,7 +206,7 @@ class _WhiteLatent:
         ``InverseGamma(df / 2 + D / 2, df s^2 / 2 + |Z[n]|^2 / 2)`` given each draw of ``Z``."""
         white = samples[self.latent]
         dim = white.shape[-2] * white.shape[-1]
-        prior_rate = self.df * (self.drive_scale / math.sqrt(dim)) ** 2 / 2
+        prior_rate = self.df * self._latent_sd(dim) ** 2 / 2
         posterior = dist.InverseGamma(
             self.df / 2 + dim / 2, prior_rate + jnp.sum(jnp.square(white), axis=(-2, -1)) / 2
         )
