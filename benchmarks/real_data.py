@@ -1,4 +1,4 @@
-"""Held-out validation on real recordings: NS1 (ferret A1) and the songbird neuron.
+"""Held-out validation on real recordings: NS1 (ferret A1), the songbird neuron, the TORC unit.
 
 Run from the repository root::
 
@@ -6,7 +6,8 @@ Run from the repository root::
     python -m benchmarks.real_data --quick --out /tmp/validation.md   # ~1 minute smoke run
 
 For every neuron, the recording is split by stimulus (NS1: deepSTRF's 4 test sounds,
-`bayesstrf.datasets.ns1_test_segments`; songbird: the last 4 songs). On the training sounds
+`bayesstrf.datasets.ns1_test_segments`; songbird: the last 4 songs; TORC: every fifth TORC,
+6 of 30, which spans the ripple densities and holds out both phases of three of them). On the training sounds
 each activation family is fitted by NUTS with the ``ridge`` and the ``smooth`` STRF prior,
 and, for comparison, by a point estimate of the same model: the MAP (L-BFGS in the
 unconstrained space, `bayesstrf.inference.find_map`) under the ridge prior, evaluated on the
@@ -36,17 +37,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 FAMILIES = ("sigmoid", "double_exponential", "softplus")
 PRIORS = ("ridge", "smooth")
+DATASETS = ("ns1", "songbird", "torc")
 
 #: Full-run settings. NS1: 15 lags of 5 ms (75 ms; the design notes' tuned MAP LN used 15);
 #: songbird: 2 ms bins summed in pairs (`Recording.rebin`), 12 lags of 4 ms (48 ms), 16
 #: bands (at 2 ms x 30 lags x 31 bands, NUTS needed 255-511 steps per draw at 5-7 ms each:
-#: hours per fit on a 2-core CPU).
+#: hours per fit on a 2-core CPU); TORC: all 30 channels (1/6 octave), 20 lags of 5 ms
+#: (100 ms; the unit's STA peaks at 15 ms).
 FULL = dict(chains=4, warmup=500, draws=1000, ns1_lags=15, ns1_freq=34, songbird_lags=12,
-            songbird_freq=16, songbird_rebin=2, neurons=None, families=FAMILIES,
-            priors=PRIORS)
+            songbird_freq=16, songbird_rebin=2, torc_lags=20, torc_freq=30, neurons=None,
+            families=FAMILIES, priors=PRIORS)
 #: --quick: one neuron per dataset, one family, one prior, few draws, smaller problems.
 QUICK = dict(chains=2, warmup=20, draws=20, ns1_lags=8, ns1_freq=12, songbird_lags=8,
-             songbird_freq=8, songbird_rebin=2, neurons=1, families=("softplus",),
+             songbird_freq=8, songbird_rebin=2, torc_lags=8, torc_freq=10, neurons=1, families=("softplus",),
              priors=("ridge",))
 
 
@@ -59,9 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="markdown file to write, the JSON next to it (default: "
                         "docs/validation.md; with --quick a file in the temporary folder)")
     parser.add_argument("--data", type=Path, default=DATA,
-                        help="folder holding ns1/ and songbird-auditory/")
-    parser.add_argument("--datasets", nargs="+", choices=("ns1", "songbird"),
-                        default=["ns1", "songbird"])
+                        help="folder holding ns1/, songbird-auditory/ and ferret-a1-torc/")
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--families", nargs="+", choices=FAMILIES, default=None,
                         help=f"activation families (full: {' '.join(FAMILIES)})")
     parser.add_argument("--priors", nargs="+", default=None,
@@ -69,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="keep the fits already in the JSON next to --out")
     for name in ("chains", "warmup", "draws", "ns1_lags", "ns1_freq", "songbird_lags",
-                 "songbird_freq", "songbird_rebin", "neurons"):
+                 "songbird_freq", "songbird_rebin", "torc_lags", "torc_freq", "neurons"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                             help=f"override (full: {FULL[name]}, quick: {QUICK[name]})")
     args = parser.parse_args(argv)
@@ -90,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_datasets(args) -> dict:
     """``name -> (recording, test segment ids, n_lags)`` for the requested datasets."""
-    from bayesstrf.datasets import load_ns1, load_songbird, ns1_test_segments
+    from bayesstrf.datasets import load_ferret_torc, load_ns1, load_songbird, ns1_test_segments
 
     s = args.settings
     out = {}
@@ -102,6 +104,9 @@ def load_datasets(args) -> dict:
         if s["songbird_rebin"] > 1:
             recording = recording.rebin(s["songbird_rebin"])
         out["songbird"] = (recording, recording.segment_ids[-4:].tolist(), s["songbird_lags"])
+    if "torc" in args.datasets:
+        recording = load_ferret_torc(args.data / "ferret-a1-torc", n_freq=s["torc_freq"])
+        out["torc"] = (recording, recording.segment_ids[4::5].tolist(), s["torc_lags"])
     return out
 
 

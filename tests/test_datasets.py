@@ -44,6 +44,19 @@ def test_band_averaging_keeps_the_mean_level():
 
 
 @needs_shared
+def test_real_data_torc_split_holds_out_both_phases_of_three_torcs():
+    from benchmarks.real_data import load_datasets, parse_args
+
+    recording, test_ids, n_lags = load_datasets(parse_args(["--quick", "--datasets", "torc"]))["torc"]
+    assert (recording.n_freq, n_lags) == (10, 8)
+    # NOTES: TORCs 16-30 are TORCs 1-15 with every phase shifted by 180 degrees
+    numbers = sorted(int(name.split("_")[3]) for name in test_ids)
+    assert numbers == [5, 10, 15, 20, 25, 30]
+    train, test = recording.split(test_ids)
+    assert (train.n_segments, test.n_segments) == (24, 6)
+
+
+@needs_shared
 def test_cli_compare_on_songbird_writes_a_report(tmp_path, capsys):
     data = tmp_path / "songbird.npz"
     load_songbird(DATA / "songbird-auditory", n_freq=6).select_segments(range(6)).save(data)
