@@ -6,12 +6,12 @@ Run from the repository root::
     python -m benchmarks.real_data --quick --out /tmp/validation.md   # ~1 minute smoke run
 
 For every neuron, the recording is split by stimulus (NS1: deepSTRF's 4 test sounds,
-`bayesstrf.datasets.ns1_test_segments`; songbird: the last 4 songs; TORC: every fifth TORC,
-6 of 30, which spans the ripple densities and holds out both phases of three of them). On the training sounds
-each activation family is fitted by NUTS with the ``ridge`` and the ``smooth`` STRF prior,
-and, for comparison, by a point estimate of the same model: the MAP (L-BFGS in the
-unconstrained space, `bayesstrf.inference.find_map`) under the ridge prior, evaluated on the
-test sounds with the same prediction code as a one-draw posterior. Held-out metrics come from
+`bayesstrf.datasets.ns1_test_segments`; songbird: the last 4 songs; TORC: every fifth TORC, 6
+of 30, both phases of three ripple densities). On the training sounds each activation family is
+fitted by NUTS with the ``ridge`` and the ``smooth`` STRF prior, and, for comparison, by a
+point estimate of the same model: the MAP (L-BFGS in the unconstrained space,
+`bayesstrf.inference.find_map`) under the ridge prior, evaluated on the test sounds with the
+same prediction code as a one-draw posterior. Held-out metrics come from
 `bayesstrf.comparison.held_out_metrics` (CCnorm with a 90% posterior interval, bits per spike,
 log predictive density); convergence from `bayesstrf.diagnose`.
 
@@ -49,8 +49,8 @@ FULL = dict(chains=4, warmup=500, draws=1000, ns1_lags=15, ns1_freq=34, songbird
             families=FAMILIES, priors=PRIORS)
 #: --quick: one neuron per dataset, one family, one prior, few draws, smaller problems.
 QUICK = dict(chains=2, warmup=20, draws=20, ns1_lags=8, ns1_freq=12, songbird_lags=8,
-             songbird_freq=8, songbird_rebin=2, torc_lags=8, torc_freq=10, neurons=1, families=("softplus",),
-             priors=("ridge",))
+             songbird_freq=8, songbird_rebin=2, torc_lags=8, torc_freq=10, neurons=1,
+             families=("softplus",), priors=("ridge",))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

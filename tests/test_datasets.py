@@ -47,7 +47,8 @@ def test_band_averaging_keeps_the_mean_level():
 def test_real_data_torc_split_holds_out_both_phases_of_three_torcs():
     from benchmarks.real_data import load_datasets, parse_args
 
-    recording, test_ids, n_lags = load_datasets(parse_args(["--quick", "--datasets", "torc"]))["torc"]
+    args = parse_args(["--quick", "--datasets", "torc"])
+    recording, test_ids, n_lags = load_datasets(args)["torc"]
     assert (recording.n_freq, n_lags) == (10, 8)
     # NOTES: TORCs 16-30 are TORCs 1-15 with every phase shifted by 180 degrees
     numbers = sorted(int(name.split("_")[3]) for name in test_ids)
