@@ -369,7 +369,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     priors: dict | None = None,
-    target_accept: float = 0.8,
+    target_accept: float | None = None,
     max_tree_depth: int = 10,
     chain_method: str | None = None,
     checkpoint: str | os.PathLike | None = None,
@@ -402,7 +402,8 @@ def fit(
     priors : dict of name -> numpyro Distribution, optional
         Raw-scale priors replacing the defaults (see `bayesstrf.model.build_priors`).
     target_accept, max_tree_depth, chain_method
-        NUTS settings; ``chain_method`` defaults to `choose_chain_method`.
+        NUTS settings; ``target_accept`` defaults to the STRF prior's (0.8; ``smooth`` 0.9),
+        ``chain_method`` to `choose_chain_method`.
     checkpoint : path, optional
         Checkpoint file (``.npz``; see `bayesstrf.checkpoint`), rewritten atomically after
         warmup and every ``checkpoint_every`` draws. If it exists, the fit resumes from it
@@ -436,6 +437,7 @@ def fit(
     if checkpoint is not None and not str(checkpoint).endswith(".npz"):
         raise ValueError(f"checkpoint: expected a path ending in .npz, found {str(checkpoint)!r}")
     seed = checks.seed(seed)
+    target_accept = strf_prior.target_accept if target_accept is None else target_accept
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept: expected a value in (0, 1), found {target_accept!r}")
     shortest = int(recording.segment_lengths.min())
