@@ -96,6 +96,7 @@ def test_target_accept_defaults_to_the_strf_priors(tiny_fit, tiny_simulation):
         ({"n_lags": 500}, ValueError, r"n_lags: expected every segment .* 200 bins"),
         ({"seed": -1}, ValueError, r"seed: expected a non-negative integer"),
         ({"target_accept": 1.5}, ValueError, r"target_accept: expected a value in \(0, 1\)"),
+        ({"target_accept": "0.9"}, ValueError, r"target_accept: expected .*found '0.9'"),
         ({"chain_method": "threads"}, ValueError, r"chain_method: expected"),
     ],
 )
