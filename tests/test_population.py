@@ -7,7 +7,7 @@ from jax.flatten_util import ravel_pytree
 
 from bayesstrf import activations, diagnose, fit, simulate
 from bayesstrf import strf as strf_priors
-from bayesstrf.inference import build_problem, find_map
+from bayesstrf.inference import build_problem, find_map, make_mcmc
 from bayesstrf.metric import (
     draws_covariance,
     laplace_covariance,
@@ -104,6 +104,30 @@ def test_neurons_sampled_together_match_neurons_sampled_alone(tiny_fits):
             gap = np.abs(a.mean((0, 1)) - b.mean((0, 1))) / (sd * np.sqrt(2 / 100))
             assert np.all(gap < 6), (name, n, gap.max())
             np.testing.assert_allclose(a.std((0, 1)), b.std((0, 1)), rtol=0.35)
+
+
+def test_neurons_batched_or_in_turn_run_the_same_chains():
+    """``vmap`` (GPU default) and ``lax.map`` (CPU default) are one algorithm: from the same
+    state and keys they take the same trajectories, up to float32 rounding (which NUTS, a
+    chaotic map, amplifies over many transitions)."""
+    recording = simulate("softplus", n_neurons=3, n_freq=4, n_lags=3, n_time=500, seed=1).recording
+    problem = build_problem(recording, activations.get("softplus"), strf_priors.get("ridge"), 3,
+                            neuronwise=True)
+    point, potential, _ = find_map(problem.model, problem.args, jax.random.PRNGKey(0),
+                                   model_kwargs=problem.kwargs)
+    metric = neuron_laplace_covariances(potential, point)
+    runs = {}
+    for method in ("vectorized", "sequential"):
+        mcmc = make_mcmc(problem, metric, 3, 3, 1, target_accept=0.8, max_tree_depth=10,
+                         chain_method="sequential", progress=False)
+        mcmc.sampler.neuron_method = method
+        mcmc.run(jax.random.PRNGKey(1), *problem.args, init_params=point,
+                 extra_fields=("num_steps",), **problem.kwargs)
+        runs[method] = mcmc.get_samples(), mcmc.get_extra_fields()["num_steps"]
+    (batched, steps_batched), (in_turn, steps_in_turn) = runs.values()
+    np.testing.assert_array_equal(steps_batched, steps_in_turn)
+    for name in ("strf", "intercept", "raw_b"):
+        np.testing.assert_allclose(batched[name], in_turn[name], atol=1e-3, rtol=1e-3)
 
 
 def test_each_neuron_has_its_own_step_size_and_diagnostics(tiny_fits):
