@@ -277,8 +277,8 @@ class Smooth(_WhiteLatent):
     length_lag: float = 2.0
     length_spread: float = 0.75
     name = "smooth"
-    #: at 0.8, 4 of 4000 transitions diverged on a 24 x 16 STRF from 5000 bins (no common
-    #: length-scale or scale among them): smaller steps, as Stan's adapt_delta advice
+    #: smaller steps, as Stan's adapt_delta advice: its SBC (docs/validation-sbc.md) failed
+    #: at 0.8 (min p 0.009) and passes at 0.9 (min p 0.109); see docs/model.md
     target_accept = 0.9
     dims = {"strf_scale": ("neuron",), "strf_white": ("neuron", "freq_mode", "lag_mode"),
             "length_freq": ("neuron",), "length_lag": ("neuron",)}
