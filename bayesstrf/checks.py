@@ -14,6 +14,11 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
+def is_real(value) -> bool:
+    """Whether ``value`` is a Python ``int`` or ``float`` (a ``bool`` is not)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def seed(value) -> int:
     """A non-negative integer seed, or a ValueError naming ``seed``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:

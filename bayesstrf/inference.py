@@ -438,8 +438,7 @@ def fit(
         raise ValueError(f"checkpoint: expected a path ending in .npz, found {str(checkpoint)!r}")
     seed = checks.seed(seed)
     target_accept = strf_prior.target_accept if target_accept is None else target_accept
-    if (isinstance(target_accept, bool) or not isinstance(target_accept, int | float)
-            or not 0 < target_accept < 1):
+    if not checks.is_real(target_accept) or not 0 < target_accept < 1:
         raise ValueError(f"target_accept: expected a value in (0, 1), found {target_accept!r}")
     shortest = int(recording.segment_lengths.min())
     if shortest < n_lags:

@@ -74,7 +74,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from bayesstrf import activations
+from bayesstrf import activations, checks
 from bayesstrf.data import _read_npz
 
 WEIGHT = "readout.strf.kernel.weight"
@@ -287,7 +287,7 @@ def from_deepstrf(state_dict_or_path, activation: str, *,
         (module docstring).
     """
     family = _family(activation, "activation")
-    if isinstance(bn_eps, bool) or not isinstance(bn_eps, int | float) or not bn_eps >= 0:
+    if not checks.is_real(bn_eps) or not bn_eps >= 0:
         raise ValueError(f"bn_eps: expected a non-negative number, found {bn_eps!r}")
     if isinstance(state_dict_or_path, str | os.PathLike):
         state = _load(Path(state_dict_or_path))

@@ -9,6 +9,7 @@ import numpy as np
 from numpyro import handlers
 
 from bayesstrf import activations as act
+from bayesstrf import checks
 from bayesstrf.activations import inverse_softplus
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design, strf_drive
@@ -134,7 +135,7 @@ def simulate(
 
     values = dict(_TRUTH[family.name])
     if drive_sd is not None:
-        if isinstance(drive_sd, bool) or not isinstance(drive_sd, int | float) or drive_sd <= 0:
+        if not checks.is_real(drive_sd) or drive_sd <= 0:
             raise ValueError(f"drive_sd: expected a positive number, found {drive_sd!r}")
         values["drive_sd"] = float(drive_sd)
     if strf is None:

@@ -21,13 +21,13 @@ def test_smooth_prior_beats_ridge_on_a_short_recording():
                        progress=False) for prior in ("smooth", "ridge")}
     errors = {prior: relative_error(tree, sim.truth["strf"]) for prior, tree in fits.items()}
     result = compare(fits, recording=sim.recording)
-    print(f"\nrelative L2 error {errors}\n{result}\n{diagnose(fits['smooth'])}")
+    report, sizes = diagnose(fits["smooth"]), fits["smooth"].posterior.sizes
+    print(f"\nrelative L2 error {errors}\n{result}\n{report}")
     assert errors["smooth"] < errors["ridge"]
     assert result.table.index[0] == "smooth"
     # Sound, not spotless: 4 of 4000 transitions diverge at target_accept 0.8 and again at 0.9,
     # at ordinary values of every hyperparameter (max r_hat 1.004, E-BFMI >= 0.87), and the
     # prior passes SBC; the bound is the project's convergence standard (< 1% divergent).
-    report, sizes = diagnose(fits["smooth"]), fits["smooth"].posterior.sizes
     assert float(report.table.max_rhat.max()) < 1.01
     assert report.divergences < 0.01 * sizes["chain"] * sizes["draw"]
 
