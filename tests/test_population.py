@@ -1,5 +1,6 @@
 """One NUTS per neuron, vectorised (`bayesstrf.population`) and its metrics (`bayesstrf.metric`)."""
 
+import arviz_stats as azs
 import jax
 import numpy as np
 import pytest
@@ -98,12 +99,16 @@ def test_neurons_sampled_together_match_neurons_sampled_alone(tiny_fits):
         both = together.posterior.isel(neuron=n)
         one = single.posterior.isel(neuron=0)
         for name in ("strf", "intercept", "beta"):
-            a, b = both[name].values, one[name].values
-            sd = np.sqrt((a.var((0, 1)) + b.var((0, 1))) / 2)
-            # independent chains of ~300 effective draws: means within 6 standard errors
-            gap = np.abs(a.mean((0, 1)) - b.mean((0, 1))) / (sd * np.sqrt(2 / 100))
-            assert np.all(gap < 6), (name, n, gap.max())
-            np.testing.assert_allclose(a.std((0, 1)), b.std((0, 1)), rtol=0.35)
+            a, b = both[name], one[name]
+            # two independent runs of one posterior differ by their Monte Carlo errors. These
+            # short runs of a hard neuron mix slowly (ESS ~40 for neuron 0 alone), so a fixed
+            # tolerance failed on one CPU and passed on another; measured: matching neurons
+            # differ by at most 3.3 MCSE, swapped neurons by 29-36 (strf means)
+            for method, statistic in (("mean", "mean"), ("sd", "std")):
+                gap = abs(getattr(a, statistic)(("chain", "draw"))
+                          - getattr(b, statistic)(("chain", "draw")))
+                error = np.hypot(azs.mcse(a, method=method), azs.mcse(b, method=method))
+                assert np.all(gap < 6 * error), (name, n, method, float((gap / error).max()))
 
 
 def test_neurons_batched_or_in_turn_run_the_same_chains():
