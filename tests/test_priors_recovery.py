@@ -28,7 +28,7 @@ def test_smooth_prior_beats_ridge_on_a_short_recording():
     # Sound, not spotless: 4 of 4000 transitions diverge at target_accept 0.8 and again at 0.9,
     # at ordinary values of every hyperparameter (max r_hat 1.004, E-BFMI >= 0.87), and the
     # prior passes SBC; the bound is the project's convergence standard (< 1% divergent).
-    assert float(report.table.max_rhat.max()) < 1.01
+    assert report.table.rhat_ok.all()
     assert report.divergences < 0.01 * sizes["chain"] * sizes["draw"]
 
 
