@@ -36,6 +36,7 @@ import scipy.optimize
 import xarray as xr
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
+from numpyro.infer import hmc_util
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer import MCMC, NUTS, init_to_median
 from numpyro.infer.util import initialize_model, potential_energy
@@ -67,13 +68,11 @@ EXTRA_FIELDS = (
 
 
 def choose_chain_method(chains: int) -> str:
-    """``parallel`` with a device per chain, ``vectorized`` on one GPU, else ``sequential``."""
-    devices = jax.devices()
-    if chains > 1 and len(devices) >= chains:
+    """``parallel`` with a device per chain, else ``vectorized``: all chains in one program,
+    each leapfrog's drive one matrix product over chains (`bayesstrf.design`)."""
+    if chains > 1 and len(jax.devices()) >= chains:
         return "parallel"
-    if chains > 1 and devices[0].platform == "gpu":
-        return "vectorized"
-    return "sequential"
+    return "vectorized" if chains > 1 else "sequential"
 
 
 class Problem(NamedTuple):
@@ -100,15 +99,16 @@ class Problem(NamedTuple):
 
 def build_problem(recording: Recording, family: activations.Activation, strf_prior,
                   n_lags: int, priors: dict | None = None, *, neuronwise: bool = False,
-                  pooling: str | None = None) -> Problem:
+                  pooling: str | None = None, drive: str = "auto") -> Problem:
     """Design, count statistics, data-centred priors and the NumPyro model for a recording.
 
     Each neuron's mean rate (spikes per bin per trial; half a spike over all trials for a
     silent neuron) centres the default activation priors. With ``neuronwise``, the problem
     also carries the one-neuron model that `NeuronwiseNUTS` maps over neurons (its priors
-    are passed per call). ``pooling`` is passed to `bayesstrf.model.make_model`.
+    are passed per call). ``pooling`` is passed to `bayesstrf.model.make_model`, ``drive``
+    to `bayesstrf.design.make_design`.
     """
-    design = make_design(recording.spectrograms, n_lags)
+    design = make_design(recording.spectrograms, n_lags, drive)
     counts = count_statistics(recording.counts)
     mean_rate = np.asarray(counts.total.sum(1) / counts.trials.sum(1), dtype=float)
     mean_rate = np.maximum(mean_rate, 0.5 / np.asarray(counts.trials.sum(1)))
@@ -191,7 +191,7 @@ def make_mcmc(problem: Problem, metric: np.ndarray, warmup: int, draws: int, cha
             target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
         )
     else:
-        names = latent_names(problem.model, problem.args)
+        names = list(latent_supports(problem.model, problem.args))
         kernel = NUTS(
             problem.model, dense_mass=True, inverse_mass_matrix={tuple(names): jnp.asarray(
                 metric, jnp.float32)}, adapt_mass_matrix=False, step_size=float(step_size),
@@ -201,18 +201,37 @@ def make_mcmc(problem: Problem, metric: np.ndarray, warmup: int, draws: int, cha
                 chain_method=chain_method, progress_bar=progress, jit_model_args=True)
 
 
+@contextlib.contextmanager
+def one_adaptation_window():
+    """Adapt the step size by one dual averaging over the whole warmup stage.
+
+    NumPyro follows Stan's windowed schedule (75 + 25, 50, ... + 50 iterations) even when the
+    metric is fixed; the windows exist to re-estimate the metric, and at the end of each the
+    step size search starts over, so that the step handed to sampling is the average of the
+    last 50 iterations only, pulled down by their first, restarting ones (measured: acceptance
+    0.95 against the target 0.8, twice the leapfrogs per draw needed). bayesstrf's metric is
+    fixed within a stage, so one window is the whole stage. NumPyro reads the schedule when a
+    kernel is initialised: within this block (not thread-safe, like any patch).
+    """
+    def whole_stage(num_steps):
+        return [hmc_util.AdaptWindow(0, num_steps - 1)]
+
+    previous = hmc_util.build_adaptation_schedule
+    hmc_util.build_adaptation_schedule = whole_stage
+    try:
+        yield
+    finally:
+        hmc_util.build_adaptation_schedule = previous
+
+
 def warmup_draws(mcmc: MCMC, model, model_args: tuple, neuronwise: bool) -> np.ndarray:
     """Second half of the collected warmup draws, unconstrained and pooled over chains:
     ``(n, D)`` in ``ravel_pytree`` order, or per neuron ``(N, n, D)`` in
     `bayesstrf.metric.neuron_rows` order."""
-    trace = handlers.trace(handlers.seed(model, 0)).get_trace(*model_args)
     samples = mcmc.get_samples(group_by_chain=True)
     half = next(iter(samples.values())).shape[1] // 2
-    unconstrained = {
-        name: biject_to(site["fn"].support).inv(samples[name][:, half:])
-        for name, site in trace.items()
-        if site["type"] == "sample" and not site["is_observed"]
-    }
+    unconstrained = {name: biject_to(support).inv(samples[name][:, half:])
+                     for name, support in latent_supports(model, model_args).items()}
     if neuronwise:
         rows = np.asarray(metrics.neuron_rows(unconstrained, batch_ndim=2), dtype=float)
         return np.moveaxis(rows.reshape(-1, *rows.shape[2:]), 1, 0)
@@ -220,11 +239,19 @@ def warmup_draws(mcmc: MCMC, model, model_args: tuple, neuronwise: bool) -> np.n
     return np.asarray(draws, dtype=float).reshape(-1, draws.shape[-1])
 
 
-def latent_names(model, model_args: tuple) -> list[str]:
-    """Sorted names of the model's latent sample sites (the metric's block order)."""
-    trace = handlers.trace(handlers.seed(model, 0)).get_trace(*model_args)
-    return sorted(name for name, site in trace.items()
-                  if site["type"] == "sample" and not site["is_observed"])
+def latent_supports(model, model_args: tuple) -> dict:
+    """The model's latent sample sites and their supports, sorted by name (the metric's
+    block order). The model runs on abstract values (``jax.eval_shape``): nothing is drawn
+    or compiled."""
+    found = {}
+
+    def run(*args):
+        trace = handlers.trace(handlers.seed(model, 0)).get_trace(*args)
+        found.update({name: site["fn"].support for name, site in trace.items()
+                      if site["type"] == "sample" and not site["is_observed"]})
+
+    jax.eval_shape(run, *model_args)
+    return dict(sorted(found.items()))
 
 
 def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, nuts: dict):
@@ -251,8 +278,9 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
 
     start = time.perf_counter()
     explore = make_mcmc(problem, metric, warmup // 2, 1, chains, **nuts)
-    explore.warmup(key_explore, *args, init_params=per_chain(chain_starts(point, chains,
-                   key_jitter), chains), collect_warmup=True, **problem.kwargs)
+    with one_adaptation_window():
+        explore.warmup(key_explore, *args, init_params=per_chain(chain_starts(
+            point, chains, key_jitter), chains), collect_warmup=True, **problem.kwargs)
     metric = metrics.draws_covariance(warmup_draws(explore, model, args, neuronwise))
     step_size = np.asarray(explore.last_state.adapt_state.step_size, dtype=float)
     step_size = (step_size.reshape(-1, metric.shape[0]).mean(0) if neuronwise
@@ -261,8 +289,9 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
                      step_size=step_size, **nuts)
     # collecting the warmup draws, as the first stage did, makes both stages one compiled
     # program when they are equally long (bayesstrf.compilation)
-    mcmc.warmup(key_sample, *args, init_params=explore.last_state.z, collect_warmup=True,
-                **problem.kwargs)
+    with one_adaptation_window():
+        mcmc.warmup(key_sample, *args, init_params=explore.last_state.z, collect_warmup=True,
+                    **problem.kwargs)
     timings = {"map": map_seconds, "warmup": time.perf_counter() - start, "sampling": 0.0}
     return mcmc, metric, timings
 
@@ -375,6 +404,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
     pooling: str | None = None,
+    drive: str = "auto",
 ) -> xr.DataTree:
     """Sample the posterior of an LN-Poisson STRF model with NUTS.
 
@@ -416,6 +446,9 @@ def fit(
         trajectories), all vectorised in one compiled program (`bayesstrf.population`).
         ``"activation"``: a hierarchical model whose raw activation parameters are partially
         pooled across neurons (`bayesstrf.model.pooled_sample`), sampled by one joint NUTS.
+    drive : {"auto", "lag_matrix", "conv"}
+        How the drive is computed (`bayesstrf.design`): ``"auto"`` materialises the lag
+        matrix when it fits `bayesstrf.design.LAG_MATRIX_BYTES`, else convolves.
 
     Returns
     -------
@@ -458,7 +491,7 @@ def fit(
         raise ValueError(f"pooling: expected None or 'activation', found {pooling!r}")
     neuronwise = recording.n_neurons > 1 and pooling is None
     problem = build_problem(recording, family, strf_prior, n_lags, priors,
-                            neuronwise=neuronwise, pooling=pooling)
+                            neuronwise=neuronwise, pooling=pooling, drive=drive)
     design, mean_rate, prior_set = problem.design, problem.mean_rate, problem.priors
     args = problem.args
 
@@ -505,6 +538,7 @@ def fit(
         "pooling": json.dumps(pooling),
         "sampler": json.dumps({
             "chains": chains, "warmup": warmup, "draws": draws, "chain_method": chain_method,
+            "drive": "lag_matrix" if design.lagged is not None else "conv",
             "target_accept": target_accept, "max_tree_depth": max_tree_depth,
             "metric": "dense: Laplace at the MAP, then warmup draws", "init": "map+jitter",
             "nuts": f"one per neuron ({choose_neuron_method()}), one program" if neuronwise

@@ -45,8 +45,14 @@ def _check(fit: xr.DataTree, recording: Recording) -> None:
         )
 
 
-def _map_draws(function, draws: dict) -> np.ndarray:
-    return np.asarray(jax.lax.map(jax.jit(function), draws, batch_size=CHUNK))
+def _map_draws(function, draws: dict, data) -> np.ndarray:
+    """``function(draw, data)`` for every draw, ``CHUNK`` at a time, in one compiled program
+    that takes the data (design, counts) as its argument: closed over, a large lag matrix
+    would be baked into the program as a constant."""
+    def mapped(draws, data):
+        return jax.lax.map(lambda draw: function(draw, data), draws, batch_size=CHUNK)
+
+    return np.asarray(jax.jit(mapped)(draws, data))
 
 
 def predict(fit: xr.DataTree, recording: Recording, *, max_draws: int | None = 200
@@ -71,12 +77,12 @@ def predict(fit: xr.DataTree, recording: Recording, *, max_draws: int | None = 2
     design = make_design(recording.spectrograms, fit["posterior"]["strf"].sizes["lag"])
     draws, _ = _draws(fit, max_draws)
 
-    def rate(draw):
+    def rate(draw, design):
         values = {name: draw[name] for name in family.params}
         return lnp_rate(family, draw["strf"], draw["intercept"], values, design)
 
     return xr.DataArray(
-        _map_draws(rate, draws),
+        _map_draws(rate, draws, design),
         dims=("sample", "neuron", "time"),
         coords={"neuron": recording.neuron_ids,
                 "segment": ("time", np.repeat(recording.segment_ids, recording.segment_lengths))},
@@ -121,13 +127,14 @@ def log_likelihood(fit: xr.DataTree, recording: Recording, *, block_bins: int | 
     index, labels, dim = units(recording, block_bins)
     draws, shape = _draws(fit, None)
 
-    def per_unit(draw):
+    def per_unit(draw, data):
+        design, counts, index = data
         values = {name: draw[name] for name in family.params}
         rate = lnp_rate(family, draw["strf"], draw["intercept"], values, design)
         per_bin = poisson_log_likelihood(rate, counts)
         return jax.ops.segment_sum(per_bin.T, index, num_segments=len(labels)).T
 
-    values = _map_draws(per_unit, draws)
+    values = _map_draws(per_unit, draws, (design, counts, index))
     return xr.DataArray(
         values.reshape(shape + values.shape[1:]),
         dims=("chain", "draw", "neuron", dim),

@@ -1,4 +1,4 @@
-"""Tests of `bayesstrf.design`: the fast lagged drive against the lag-matrix reference."""
+"""Tests of `bayesstrf.design`: both drive engines against the lag-matrix reference."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -6,7 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bayesstrf import design as designs
 from bayesstrf.design import lag_matrix, lowrank_drive, make_design, strf_drive
+
+ENGINES = ("lag_matrix", "conv")
 
 # --- references -------------------------------------------------------------------------------
 
@@ -109,11 +112,14 @@ def _drive_cases():
             )
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("lengths", "n_neurons", "n_lags"), list(_drive_cases()))
-def test_strf_drive_equals_lag_matrix_reference(lengths, n_neurons, n_lags):
+def test_strf_drive_equals_lag_matrix_reference(lengths, n_neurons, n_lags, engine):
     specs, weights = random_problem(n_lags, lengths, n_neurons, n_lags)
     reference = lag_matrix_drive(weights, specs)
-    drive = strf_drive(jnp.asarray(weights), make_design(specs, n_lags))
+    design = make_design(specs, n_lags, engine)
+    assert (design.lagged is not None) == (engine == "lag_matrix")
+    drive = strf_drive(jnp.asarray(weights), design)
     assert drive.shape == (n_neurons, sum(lengths))
     assert_close32(drive, reference)
 
@@ -132,9 +138,27 @@ def test_strf_drive_equals_lag_matrix_reference(lengths, n_neurons, n_lags):
 )
 def test_strf_drive_equals_loop_reference(lengths, n_neurons, n_lags):
     specs, weights = random_problem(n_lags, lengths, n_neurons, n_lags)
-    drive = strf_drive(jnp.asarray(weights), make_design(specs, n_lags))
-    assert drive.shape == (n_neurons, sum(lengths))
-    assert_close32(drive, loop_drive(weights, specs))
+    for engine in ENGINES:
+        drive = strf_drive(jnp.asarray(weights), make_design(specs, n_lags, engine))
+        assert drive.shape == (n_neurons, sum(lengths))
+        assert_close32(drive, loop_drive(weights, specs))
+
+
+def test_lag_matrix_over_the_memory_budget_is_refused_or_replaced(monkeypatch, caplog):
+    specs, weights = random_problem(0, [50, 30], 2, 4)
+    monkeypatch.setattr(designs, "LAG_MATRIX_BYTES", 3 * 4 * 80 * 4 - 1)  # F L T floats, -1
+    with pytest.raises(ValueError, match=r"drive: the lag matrix would take 0 MiB, over the "
+                                         r"budget .*use drive='conv' or 'auto'"):
+        make_design(specs, 4, "lag_matrix")
+    with caplog.at_level("INFO", logger="bayesstrf.design"):
+        design = make_design(specs, 4, "auto")
+    assert design.lagged is None and "convolution drive" in caplog.text
+    assert_close32(strf_drive(jnp.asarray(weights), design), lag_matrix_drive(weights, specs))
+    monkeypatch.setattr(designs, "LAG_MATRIX_BYTES", 3 * 4 * 80 * 4)
+    assert make_design(specs, 4, "auto").lagged.shape == (12, 80)
+    with pytest.raises(ValueError, match=r"drive: expected one of \('auto', 'lag_matrix', "
+                                         r"'conv'\), found 'fft'"):
+        make_design(specs, 4, "fft")
 
 
 def test_strf_drive_refuses_weights_with_more_lags_than_the_design():
@@ -257,13 +281,15 @@ def test_make_design_layout(n_lags):
     np.testing.assert_array_equal(padded[:, others], 0.0)
 
 
-def test_lowrank_drive_equals_the_drive_of_the_product():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lowrank_drive_equals_the_drive_of_the_product(engine):
     rng = np.random.default_rng(4)
     specs = [rng.normal(size=(5, 30)), rng.normal(size=(5, 9))]
-    design = make_design(specs, 4)
+    design = make_design(specs, 4, engine)
     spectral, temporal = rng.normal(size=(3, 2, 5)), rng.normal(size=(3, 2, 4))
     weights = np.einsum("nrf,nrl->nfl", spectral, temporal)
-    np.testing.assert_allclose(lowrank_drive(jnp.asarray(spectral), jnp.asarray(temporal), design),
-                               strf_drive(jnp.asarray(weights), design), rtol=1e-4, atol=1e-4)
+    assert_close32(lowrank_drive(jnp.asarray(spectral, jnp.float32),
+                                 jnp.asarray(temporal, jnp.float32), design),
+                   lag_matrix_drive(weights, specs))
     with pytest.raises(ValueError, match=r"temporal: expected 4 lags"):
         lowrank_drive(jnp.asarray(spectral), jnp.asarray(temporal[..., :3]), design)

@@ -1,7 +1,5 @@
 """Model: exact likelihood with repeats, internal basis, generative mode, priors."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -82,9 +80,7 @@ def test_model_strf_and_intercept_reproduce_the_internal_drive(name):
     strf_std = trace["strf_std"]["value"]
     centred = [(s - np.asarray(design.mean)[:, None]) / float(design.scale) for s in specs]
     offset = trace["drive_offset"]["value"] if family.free_intercept else np.zeros(2)
-    internal = strf_drive(strf_std, dataclasses.replace(design, padded=jnp.asarray(
-        np.concatenate([np.zeros((5, 3)), centred[0], np.zeros((5, 3)), centred[1]], 1),
-        jnp.float32)))
+    internal = strf_drive(strf_std, make_design(centred, 4))
     drive = strf_drive(trace["strf"]["value"], design) + trace["intercept"]["value"][:, None]
     # identical except in the first L-1 bins of each segment, where zero padding in
     # spectrogram units differs from zero padding of the centred stimulus

@@ -1,0 +1,160 @@
+"""What one NUTS leapfrog step costs against one gradient, inside the compiled loop.
+
+Run from the repository root::
+
+    python -m benchmarks.leapfrog                     # small and medium sizes
+    python -m benchmarks.leapfrog --sizes small --drives lag_matrix conv
+
+For each size, drive engine (`bayesstrf.design`) and chain method, on one simulated softplus
+neuron (natural-like stimulus):
+
+- ``gradient``: value and gradient of bayesstrf's potential for ``chains`` chains at once
+  (``jax.vmap``) inside a compiled ``lax.fori_loop``, as NUTS calls it; seconds per iteration
+  divided by ``chains``: the cost of one chain-gradient.
+- ``leapfrog``: bayesstrf's NUTS (fixed dense metric and step size from a short warmup, no
+  adaptation) drawing ``draws`` per chain; wall seconds divided by the leapfrog steps summed
+  over chains: the cost of one chain-leapfrog, tree bookkeeping and (vectorised chains) the
+  lockstep included.
+- ``lockstep``: for vectorised chains, the sum over draws of the largest tree over the mean
+  tree: the work the batch pays for waiting on its longest trajectory.
+
+Every timing is taken after a first compiled call, with ``jax.block_until_ready``. Results go
+to ``docs/leapfrog.md`` and ``.json`` (atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from benchmarks.environment import ROOT, environment, write_atomic
+
+SIZES = {
+    "small": dict(n_freq=16, n_lags=12, n_time=20_000),
+    "medium": dict(n_freq=32, n_lags=20, n_time=100_000),
+}
+
+
+def timed(function, *args) -> float:
+    """Seconds of one call of a compiled ``function``, after a first (compiling) call."""
+    import jax
+
+    jax.block_until_ready(function(*args))
+    start = time.perf_counter()
+    jax.block_until_ready(function(*args))
+    return time.perf_counter() - start
+
+
+def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list[dict]:
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    import bayesstrf
+    from bayesstrf import activations, strf
+    from bayesstrf.inference import build_problem, find_map, make_mcmc, per_chain, chain_starts
+    from bayesstrf import metric as metrics
+
+    sim = bayesstrf.simulate("softplus", n_neurons=1, seed=0, **size)
+    problem = build_problem(sim.recording, activations.get("softplus"), strf.get("ridge"),
+                            size["n_lags"], drive=drive)
+    key = jax.random.PRNGKey(0)
+    point, potential, _ = find_map(problem.model, problem.args, key,
+                                   model_kwargs=problem.kwargs)
+    flat = ravel_pytree(point)[0]
+    metric = metrics.laplace_covariance(potential, flat)
+    starts = flat + 0.01 * jax.random.normal(key, (chains, flat.shape[0]))
+
+    @jax.jit
+    def gradients(potential, starts):
+        def body(_, x):
+            value, grad = jax.vmap(jax.value_and_grad(potential))(x)
+            return x - 1e-6 * grad + 0.0 * value[:, None]
+        return jax.lax.fori_loop(0, loops, body, starts)
+
+    gradient = timed(gradients, potential, starts) / loops / chains
+    rows = []
+    for method in ("vectorized", "sequential"):
+        nuts = dict(target_accept=0.8, max_tree_depth=10, chain_method=method, progress=False)
+        warm = make_mcmc(problem, metric, 100, 1, chains, **nuts)
+        warm.warmup(key, *problem.args, init_params=per_chain(chain_starts(point, chains, key),
+                    chains), **problem.kwargs)
+        step = float(np.mean(np.asarray(warm.last_state.adapt_state.step_size)))
+        mcmc = make_mcmc(problem, metric, 1, draws, chains, step_size=step, **nuts)
+        mcmc.post_warmup_state = warm.last_state
+        seconds = []
+        for _ in range(2):  # the first run compiles
+            start = time.perf_counter()
+            mcmc.run(mcmc.post_warmup_state.rng_key, *problem.args,
+                     extra_fields=("num_steps",), **problem.kwargs)
+            jax.block_until_ready(mcmc.get_samples())
+            seconds.append(time.perf_counter() - start)
+        steps = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["num_steps"], float)
+        steps = steps.reshape(chains, -1)
+        leapfrog = seconds[1] / steps.sum()
+        rows.append({
+            "n_freq": size["n_freq"], "n_lags": size["n_lags"], "n_time": size["n_time"],
+            "drive": drive, "chain_method": method, "chains": chains,
+            "gradient_ms": 1e3 * gradient, "leapfrog_ms": 1e3 * leapfrog,
+            "leapfrog_over_gradient": leapfrog / gradient,
+            "steps_per_draw": float(steps.mean()), "step_size": step,
+            "lockstep": float(steps.max(0).sum() / steps.mean(0).sum()),
+        })
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def markdown(rows: list[dict], env: dict) -> str:
+    lines = [
+        "# NUTS leapfrog cost against the gradient, inside the compiled loop",
+        "",
+        f"{env['date']}, {env['machine']}; JAX {env['versions']['jax']} ({env['jax_backend']}),"
+        f" NumPyro {env['versions']['numpyro']}; commit {env['commit']}; load average at the"
+        f" start {env['load_average'][0]:.2f}. Command: `{env['command']}`.",
+        "",
+        "One simulated softplus neuron (natural-like stimulus); per chain: `gradient` is one",
+        "value-and-gradient of the potential with all chains vmapped inside a `fori_loop`;",
+        "`leapfrog` is NUTS wall time over the leapfrog steps summed over chains (tree",
+        "bookkeeping and lockstep included); `lockstep` is the sum over draws of the largest",
+        "tree over the mean tree (1 for sequential chains).",
+        "",
+        "| F x L x T | drive | chains | gradient ms | leapfrog ms | leapfrog / gradient |"
+        " steps per draw | lockstep |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['n_freq']} x {r['n_lags']} x {r['n_time']} | {r['drive']} |"
+            f" {r['chains']} {r['chain_method']} | {r['gradient_ms']:.3f} |"
+            f" {r['leapfrog_ms']:.3f} | {r['leapfrog_over_gradient']:.2f} |"
+            f" {r['steps_per_draw']:.1f} | {r['lockstep']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.leapfrog",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", nargs="+", choices=tuple(SIZES), default=list(SIZES))
+    parser.add_argument("--drives", nargs="+", choices=("lag_matrix", "conv"),
+                        default=["lag_matrix", "conv"])
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--draws", type=int, default=50)
+    parser.add_argument("--loops", type=int, default=50, help="gradients timed per chain")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "leapfrog.md"))
+    args = parser.parse_args(argv)
+    env = environment("benchmarks.leapfrog", ("jax", "jaxlib", "numpyro"))
+    rows = []
+    for name in args.sizes:
+        for drive in args.drives:
+            rows += measure(SIZES[name], drive, args.chains, args.draws, args.loops)
+    out = ROOT / args.out if not args.out.startswith("/") else __import__("pathlib").Path(args.out)
+    write_atomic(out, markdown(rows, env))
+    write_atomic(out.with_suffix(".json"), json.dumps({"environment": env, "rows": rows},
+                                                      indent=1))
+
+
+if __name__ == "__main__":
+    main()
