@@ -37,7 +37,8 @@ DRIVES = ("auto", "lag_matrix", "conv")
 
 
 @partial(jax.tree_util.register_dataclass,
-         data_fields=["padded", "lagged", "valid", "segment", "mean", "scale"], meta_fields=["n_lags"])
+         data_fields=["padded", "lagged", "valid", "segment", "mean", "scale"],
+         meta_fields=["n_lags"])
 @dataclass(frozen=True)
 class Design:
     """Stimulus prepared for the drive, for one recording and one number of lags.

@@ -36,9 +36,8 @@ import scipy.optimize
 import xarray as xr
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
-from numpyro.infer import hmc_util
 from numpyro.distributions.transforms import biject_to
-from numpyro.infer import MCMC, NUTS, init_to_median
+from numpyro.infer import MCMC, NUTS, hmc_util, init_to_median
 from numpyro.infer.util import initialize_model, potential_energy
 
 import bayesstrf
@@ -271,12 +270,15 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
     model, args = problem.model, problem.args
     neuronwise = problem.single_model is not None
     start = time.perf_counter()
+    logger.info("MAP and Laplace metric")
     point, potential, _ = find_map(model, args, key_map, model_kwargs=problem.kwargs)
     metric = (metrics.neuron_laplace_covariances(potential, point) if neuronwise
               else metrics.laplace_covariance(potential, ravel_pytree(point)[0]))
     map_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
+    logger.info("warmup 1/2: %d iterations x %d chains, Laplace metric (MAP took %.1f s)",
+                warmup // 2, chains, map_seconds)
     explore = make_mcmc(problem, metric, warmup // 2, 1, chains, **nuts)
     with one_adaptation_window():
         explore.warmup(key_explore, *args, init_params=per_chain(chain_starts(
@@ -285,6 +287,8 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
     step_size = np.asarray(explore.last_state.adapt_state.step_size, dtype=float)
     step_size = (step_size.reshape(-1, metric.shape[0]).mean(0) if neuronwise
                  else float(step_size.mean()))
+    logger.info("warmup 2/2: %d iterations x %d chains, metric of the pooled warmup draws",
+                warmup - warmup // 2, chains)
     mcmc = make_mcmc(problem, metric, warmup - warmup // 2, draws, chains,
                      step_size=step_size, **nuts)
     # collecting the warmup draws, as the first stage did, makes both stages one compiled
@@ -292,6 +296,7 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
     with one_adaptation_window():
         mcmc.warmup(key_sample, *args, init_params=explore.last_state.z, collect_warmup=True,
                     **problem.kwargs)
+    jax.block_until_ready(mcmc.post_warmup_state)  # JAX dispatches asynchronously
     timings = {"map": map_seconds, "warmup": time.perf_counter() - start, "sampling": 0.0}
     return mcmc, metric, timings
 
@@ -317,9 +322,12 @@ def sample_draws(mcmc: MCMC, problem: Problem, draws: int, so_far: checkpoints.C
             if interrupted:
                 raise KeyboardInterrupt
             mcmc.num_samples = min(chunk, draws - done)
+            logger.info("sampling: draws %d-%d of %d x %d chains", done + 1,
+                        done + mcmc.num_samples, draws, mcmc.num_chains)
             start = time.perf_counter()
             mcmc.run(mcmc.post_warmup_state.rng_key, *problem.args, extra_fields=EXTRA_FIELDS,
                      **problem.kwargs)
+            jax.block_until_ready(mcmc.last_state)  # JAX dispatches asynchronously
             timings["sampling"] += time.perf_counter() - start
             samples.append({k: np.asarray(v) for k, v in
                             mcmc.get_samples(group_by_chain=True).items()})

@@ -50,13 +50,12 @@ def timed(function, *args) -> float:
 
 def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list[dict]:
     import jax
-    import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
     import bayesstrf
     from bayesstrf import activations, strf
-    from bayesstrf.inference import build_problem, find_map, make_mcmc, per_chain, chain_starts
     from bayesstrf import metric as metrics
+    from bayesstrf.inference import build_problem, chain_starts, find_map, make_mcmc, per_chain
 
     sim = bayesstrf.simulate("softplus", n_neurons=1, seed=0, **size)
     problem = build_problem(sim.recording, activations.get("softplus"), strf.get("ridge"),

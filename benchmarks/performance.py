@@ -6,14 +6,16 @@ Run from the repository root::
     python -m benchmarks.performance --sizes small --activations softplus
     python -m benchmarks.performance --quick          # ~1 minute smoke run, temporary output
 
-In ONE process, for every size and activation family, one recording is simulated
-(`bayesstrf.simulate`: natural-like 1/f log-normal stimulus, 1 neuron, 1 trial) and sampled by
+In ONE process, for every size, stimulus and activation family, one recording is simulated
+(`bayesstrf.simulate`: ``natural``-like 1/f log-normal stimulus, where plain NUTS struggles, or
+``white`` independent log-normal bins, where it mixes well; 1 neuron, 1 trial) and sampled by
 
 - ``numpyro``: the same LN-Poisson model written plainly, as a user would: materialised lag
   matrix ``(T, F*L)`` with z-scored columns, ``Normal(0, 1)`` priors on the weights, the
   activation functions of `bayesstrf.activations` with bayesstrf's fixed constants and its
   default activation (and intercept) priors, NUTS with NumPyro's defaults (diagonal mass
-  matrix, random initialisation in (-2, 2)), 1000 warmup iterations;
+  matrix, random initialisation in (-2, 2), chains one after the other: NumPyro's
+  ``parallel`` default falls back to that on one device), 1000 warmup iterations;
 - ``bayesstrf``: `bayesstrf.fit` with its defaults (ridge STRF prior, MAP + Laplace metric,
   two-stage dense warmup of 500 iterations);
 - ``stan``: the ``numpyro`` model in Stan (pystan, ``pip install .[bench]``), Stan's defaults
@@ -98,6 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="problem sizes (default: all; 'large' runs only on a GPU)")
     parser.add_argument("--activations", nargs="+", choices=FAMILIES, default=list(FAMILIES),
                         help="activation families (default: all three)")
+    parser.add_argument("--stimuli", nargs="+", choices=("natural", "white"),
+                        default=["natural"], help="simulated stimuli (default: natural)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
                         help="samplers, run in this order (default: all)")
     parser.add_argument("--quick", action="store_true",
@@ -119,12 +123,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ---- data --------------------------------------------------------------------------------------
 
-def make_problem(size: dict, family: str, seed: int) -> dict:
-    """Simulated recording (1 neuron, 1 trial, natural-like stimulus) and its truth."""
+def make_problem(size: dict, family: str, seed: int, stimulus: str = "natural") -> dict:
+    """Simulated recording (1 neuron, 1 trial) and its truth."""
     import bayesstrf
 
     sim = bayesstrf.simulate(family, n_neurons=1, n_freq=size["n_freq"], n_lags=size["n_lags"],
-                             n_time=size["n_time"], stimulus="natural", seed=seed)
+                             n_time=size["n_time"], stimulus=stimulus, seed=seed)
     recording = sim.recording
     return {"recording": recording, "spectrogram": np.asarray(recording.spectrograms[0]),
             "counts": np.asarray(recording.counts[0][0, 0], dtype=np.int64),
@@ -243,8 +247,6 @@ def run_numpyro(problem: dict, family: str, s: dict, seed: int) -> dict:
     import jax.numpy as jnp
     from numpyro.infer import MCMC, NUTS
 
-    from bayesstrf.inference import choose_chain_method
-
     start = time.perf_counter()
     design = user_design(problem)
     priors = activation_priors(family, problem["counts"])
@@ -253,7 +255,7 @@ def run_numpyro(problem: dict, family: str, s: dict, seed: int) -> dict:
 
     model = functools.partial(baseline_model, family=family, priors=priors)
     mcmc = MCMC(NUTS(model), num_warmup=s["baseline_warmup"], num_samples=s["draws"],
-                num_chains=s["chains"], chain_method=choose_chain_method(s["chains"]),
+                num_chains=s["chains"], chain_method="sequential",
                 progress_bar=False)
     compile0, start = CLOCK.total, time.perf_counter()
     mcmc.warmup(jax.random.PRNGKey(seed), X, y)
@@ -430,9 +432,10 @@ def markdown(rows: list[dict], notes: list[str], env: dict, settings: dict) -> s
         "",
         f"Settings: {settings['chains']} chains x {settings['draws']} draws for every method; "
         f"warmup {settings['warmup']} (bayesstrf, its default) and "
-        f"{settings['baseline_warmup']} (numpyro, stan). Data: `bayesstrf.simulate` (natural-"
-        "like stimulus, 1 neuron, 1 trial, seed 0), the same recording for every method of a "
-        "size and family. See `benchmarks/performance.py` for the models and the definitions.",
+        f"{settings['baseline_warmup']} (numpyro, stan). Data: `bayesstrf.simulate` (1 neuron, "
+        "1 trial, seed 0; natural-like or white stimulus as headed), the same recording for "
+        "every method of a size, stimulus and family. See `benchmarks/performance.py` for "
+        "the models and the definitions.",
         "",
         "Populations (neurons per hour, vectorised against a loop of fits) are measured by "
         "`python -m benchmarks.population`: see [population.md](population.md).",
@@ -451,12 +454,14 @@ def markdown(rows: list[dict], notes: list[str], env: dict, settings: dict) -> s
         lines.append(f"- {note}")
     if notes:
         lines.append("")
-    keys = dict.fromkeys((r["size"], r["family"]) for r in rows)
-    for size, family in keys:
-        group = [r for r in rows if (r["size"], r["family"]) == (size, family)]
+    keys = dict.fromkeys((r["size"], r.get("stimulus", "natural"), r["family"]) for r in rows)
+    for size, stimulus, family in keys:
+        group = [r for r in rows
+                 if (r["size"], r.get("stimulus", "natural"), r["family"]) == (size, stimulus,
+                                                                              family)]
         first = group[0]
-        lines += [f"## {size}: {family} (F={first['n_freq']}, L={first['n_lags']}, "
-                  f"T={first['n_time']})", "",
+        lines += [f"## {size}, {stimulus} stimulus: {family} (F={first['n_freq']}, "
+                  f"L={first['n_lags']}, T={first['n_time']})", "",
                   "| method | compile s | warmup s | sampling s | total s | min ESS (param) | "
                   "ESS/s | grads | grads/draw | ESS/grad | max r_hat | div. | corr | RSS |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -511,10 +516,11 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"size {size_name} skipped: GPU only, and the JAX backend is the CPU")
             write(args.out, rows, notes, env, s)
             continue
-        for family in args.activations:
-            problem = make_problem(size, family, args.seed)
+        for stimulus, family in ((st, fam) for st in args.stimuli for fam in args.activations):
+            problem = make_problem(size, family, args.seed, stimulus)
             for method in methods:
-                row = {"size": size_name, "family": family, "method": method,
+                row = {"size": size_name, "stimulus": stimulus, "family": family,
+                       "method": method,
                        **{k: size[k] for k in ("n_freq", "n_lags", "n_time")}}
                 try:
                     row |= RUNNERS[method](problem, family, s, args.seed)
@@ -528,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
                 write(args.out, rows, notes, env, s)
                 summary = (row.get("error") or f"min ESS {row['min_ess_bulk']:.0f}, ESS/s "
                            f"{row['ess_per_s']:.3f}, total {row['total_s']:.0f} s")
-                print(f"[{time.perf_counter() - started:6.0f} s] {size_name} {family} "
+                print(f"[{time.perf_counter() - started:6.0f} s] {size_name} {stimulus} {family} "
                       f"{method}: {summary}", flush=True)
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     return 0
