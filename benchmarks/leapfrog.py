@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -100,7 +101,8 @@ def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list
             "gradient_ms": 1e3 * gradient, "leapfrog_ms": 1e3 * leapfrog,
             "leapfrog_over_gradient": leapfrog / gradient,
             "steps_per_draw": float(steps.mean()), "step_size": step,
-            "lockstep": float(steps.max(0).sum() / steps.mean(0).sum()),
+            "lockstep": (float(steps.max(0).sum() / steps.mean(0).sum())
+                         if method == "vectorized" else 1.0),
         })
         print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.sizes:
         for drive in args.drives:
             rows += measure(SIZES[name], drive, args.chains, args.draws, args.loops)
-    out = ROOT / args.out if not args.out.startswith("/") else __import__("pathlib").Path(args.out)
+    out = Path(args.out)
     write_atomic(out, markdown(rows, env))
     write_atomic(out.with_suffix(".json"), json.dumps({"environment": env, "rows": rows},
                                                       indent=1))
