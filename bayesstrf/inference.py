@@ -4,7 +4,8 @@ Steps, each a small function below: check the arguments; prepare the design and 
 statistics; set the priors; find the MAP (L-BFGS on the potential) and its Laplace
 covariance; warm up in two stages, each with a fixed dense metric and an adapted step size:
 first the Laplace covariance, starting every chain at the MAP with a small jitter, then the
-covariance of the second half of the first stage's draws, pooled over chains; sample; compute
+covariance of the second half of the first stage's draws, pooled over chains and shrunk
+towards the Laplace (`bayesstrf.metric.draws_covariance`); sample; compute
 the log-likelihood summed per segment; return an ``xarray.DataTree``.
 
 Why not NumPyro's own dense adaptation: its windows estimate a ``D x D`` covariance from 25,
@@ -284,7 +285,7 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
     with one_adaptation_window():
         explore.warmup(key_explore, *args, init_params=per_chain(chain_starts(
             point, chains, key_jitter), chains), collect_warmup=True, **problem.kwargs)
-    metric = metrics.draws_covariance(warmup_draws(explore, model, args, neuronwise))
+    metric = metrics.draws_covariance(warmup_draws(explore, model, args, neuronwise), metric)
     step_size = np.asarray(explore.last_state.adapt_state.step_size, dtype=float)
     step_size = (step_size.reshape(-1, metric.shape[0]).mean(0) if neuronwise
                  else float(step_size.mean()))

@@ -1,5 +1,6 @@
 """NUTS metrics (inverse mass matrices): the Laplace covariance at the MAP and the covariance
-of pooled warmup draws, for one joint posterior or for each neuron of a recording.
+of pooled warmup draws shrunk towards it, for one joint posterior or for each neuron of a
+recording.
 
 Per neuron, the unconstrained sites of a model over ``N`` neurons all lead with the neuron
 axis, so a point is also an ``(N, D)`` matrix: `neuron_rows` (sites in sorted order, each
@@ -44,15 +45,23 @@ def _hessian(potential, point):
     return jax.lax.map(hvp, jnp.eye(dim, dtype=point.dtype), batch_size=min(dim, 32))
 
 
-def draws_covariance(draws: np.ndarray) -> np.ndarray:
-    """Covariance of pooled warmup draws ``(..., n, D)``, shrunk towards its diagonal by
-    ``D / (n + D)`` so that it stays well conditioned when ``n`` is not much above ``D``."""
+def draws_covariance(draws: np.ndarray, laplace: np.ndarray) -> np.ndarray:
+    """Covariance of pooled warmup draws ``(..., n, D)``, shrunk towards the Laplace
+    covariance ``(..., D, D)`` by ``D / (n + D)``.
+
+    The draws see the curved directions the Laplace misses; with ``n`` near ``D`` their
+    covariance is noisy, and the Laplace is the guess that keeps the stimulus' correlations
+    (shrinking towards the diagonal lost them). Measured on the 2-core CPU, 4 chains, warmup
+    250 + 250: a simulated softplus neuron (``D = 195``, ``n = 500``) sampled with 15
+    leapfrogs per draw against 62 towards the diagonal, at 1.5x the ESS per gradient of the
+    Laplace alone; one NS1 neuron (``D = 513``), 31 leapfrogs per draw (towards the diagonal,
+    warmup 50 + 50: 100 draws took over 4 minutes).
+    """
     n, dim = draws.shape[-2:]
     centred = draws - draws.mean(-2, keepdims=True)
     sample = np.swapaxes(centred, -1, -2) @ centred / max(n - 1, 1)
     weight = dim / (n + dim)
-    diagonal = np.eye(dim) * sample
-    return (1 - weight) * sample + weight * diagonal
+    return (1 - weight) * sample + weight * laplace
 
 
 def neuron_rows(point: dict, batch_ndim: int = 0) -> jnp.ndarray:

@@ -62,14 +62,15 @@ def neuron_point_from_flat(flat, like):
     return unravel(np.asarray(flat, float))
 
 
-def test_draws_covariance_batches_over_neurons_and_shrinks_to_the_diagonal():
+def test_draws_covariance_batches_over_neurons_and_shrinks_to_the_laplace():
     rng = np.random.default_rng(0)
     draws = rng.normal(size=(2, 50, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.2], [0, 0, 2]])
-    batched = draws_covariance(draws)
+    laplace = np.stack([np.eye(3), np.diag([1.0, 2.0, 3.0])])
+    batched = draws_covariance(draws, laplace)
     for n in range(2):
         sample = np.cov(draws[n], rowvar=False)
         weight = 3 / (50 + 3)
-        expected = (1 - weight) * sample + weight * np.diag(np.diag(sample))
+        expected = (1 - weight) * sample + weight * laplace[n]
         np.testing.assert_allclose(batched[n], expected, rtol=1e-12)
 
 
