@@ -4,8 +4,8 @@ Steps, each a small function below: check the arguments; prepare the design and 
 statistics; set the priors; find the MAP (L-BFGS on the potential) and its Laplace
 covariance; warm up in two stages, each with a fixed dense metric and an adapted step size:
 first the Laplace covariance, starting every chain at the MAP with a small jitter, then the
-covariance of the second half of the first stage's draws, pooled over chains and shrunk
-towards the Laplace (`bayesstrf.metric.draws_covariance`); sample; compute
+covariance of the second half of the first stage's draws, pooled over chains, with its
+correlations shrunk towards the Laplace's (`bayesstrf.metric.draws_covariance`); sample; compute
 the log-likelihood summed per segment; return an ``xarray.DataTree``.
 
 Why not NumPyro's own dense adaptation: its windows estimate a ``D x D`` covariance from 25,

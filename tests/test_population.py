@@ -62,15 +62,19 @@ def neuron_point_from_flat(flat, like):
     return unravel(np.asarray(flat, float))
 
 
-def test_draws_covariance_batches_over_neurons_and_shrinks_to_the_laplace():
+def test_draws_covariance_keeps_the_draws_variances_and_shrinks_to_the_laplace_correlations():
     rng = np.random.default_rng(0)
     draws = rng.normal(size=(2, 50, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.2], [0, 0, 2]])
-    laplace = np.stack([np.eye(3), np.diag([1.0, 2.0, 3.0])])
+    laplace = np.stack([np.eye(3), [[4.0, -1.0, 0.0], [-1.0, 1.0, 0.5], [0.0, 0.5, 9.0]]])
     batched = draws_covariance(draws, laplace)
     for n in range(2):
         sample = np.cov(draws[n], rowvar=False)
+        sd, laplace_sd = np.sqrt(np.diag(sample)), np.sqrt(np.diag(laplace[n]))
         weight = 3 / (50 + 3)
-        expected = (1 - weight) * sample + weight * laplace[n]
+        correlation = ((1 - weight) * sample / np.outer(sd, sd)
+                       + weight * laplace[n] / np.outer(laplace_sd, laplace_sd))
+        expected = correlation * np.outer(sd, sd)
+        np.testing.assert_allclose(np.diag(batched[n]), np.diag(sample), rtol=1e-12)
         np.testing.assert_allclose(batched[n], expected, rtol=1e-12)
 
 
