@@ -442,7 +442,8 @@ def fit(
     priors : dict of name -> numpyro Distribution, optional
         Raw-scale priors replacing the defaults (see `bayesstrf.model.build_priors`).
     target_accept, max_tree_depth, chain_method
-        NUTS settings; ``target_accept`` defaults to the STRF prior's (0.8; ``smooth`` 0.9),
+        NUTS settings; ``target_accept`` defaults to the larger of the STRF prior's and the
+        activation's (0.8; ``smooth`` and ``softplus`` 0.9),
         ``chain_method`` to `choose_chain_method`.
     checkpoint : path, optional
         Checkpoint file (``.npz``; see `bayesstrf.checkpoint`), rewritten atomically after
@@ -480,7 +481,8 @@ def fit(
     if checkpoint is not None and not str(checkpoint).endswith(".npz"):
         raise ValueError(f"checkpoint: expected a path ending in .npz, found {str(checkpoint)!r}")
     seed = checks.seed(seed)
-    target_accept = strf_prior.target_accept if target_accept is None else target_accept
+    if target_accept is None:
+        target_accept = max(strf_prior.target_accept, family.target_accept)
     if not checks.is_real(target_accept) or not 0 < target_accept < 1:
         raise ValueError(f"target_accept: expected a value in (0, 1), found {target_accept!r}")
     shortest = int(recording.segment_lengths.min())

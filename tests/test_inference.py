@@ -12,7 +12,7 @@ from bayesstrf import activations as act
 from bayesstrf import fit
 from bayesstrf.design import lag_matrix
 from bayesstrf.inference import choose_chain_method
-from bayesstrf.strf import Smooth
+from bayesstrf.strf import Ridge, Smooth
 from tests.conftest import TINY_FIT
 
 
@@ -78,11 +78,14 @@ def test_sigmoid_fit_reports_fixed_convention(tiny_simulation):
     assert "drive_offset" not in post and json.loads(tree.attrs["activation_fixed"]) == {"d": 1.0}
 
 
-def test_target_accept_defaults_to_the_strf_priors(tiny_fit, tiny_simulation):
-    tree = fit(tiny_simulation.recording, "softplus", strf="smooth",
+def test_target_accept_defaults_to_the_larger_of_the_priors_and_the_familys(tiny_fit,
+                                                                           tiny_simulation):
+    tree = fit(tiny_simulation.recording, "sigmoid", strf="smooth",
                **{**TINY_FIT, "draws": 10, "warmup": 20})
     assert json.loads(tree.attrs["sampler"])["target_accept"] == Smooth.target_accept == 0.9
-    assert json.loads(tiny_fit.attrs["sampler"])["target_accept"] == 0.8
+    assert act.get("sigmoid").target_accept == Ridge.target_accept == 0.8
+    softplus = json.loads(tiny_fit.attrs["sampler"])["target_accept"]  # ridge, softplus
+    assert softplus == act.get("softplus").target_accept == 0.9
 
 
 @pytest.mark.parametrize(
