@@ -505,6 +505,7 @@ def fit(
     problem = build_problem(recording, family, strf_prior, n_lags, priors,
                             neuronwise=neuronwise, pooling=pooling, drive=drive)
     design, mean_rate, prior_set = problem.design, problem.mean_rate, problem.priors
+    engine = "lag_matrix" if design.lagged is not None else "conv"
     args = problem.args
 
     key_warmup, key_scale = jax.random.split(jax.random.PRNGKey(seed))
@@ -513,6 +514,7 @@ def fit(
     settings = {"activation": family.name, "strf": strf_prior.spec(), "n_lags": n_lags,
                 "chains": chains, "warmup": warmup, "draws": draws, "seed": int(seed),
                 "neuronwise": neuronwise, "pooling": pooling,
+                "drive": engine,
                 "priors": describe_priors(prior_set), **nuts, "progress": None}
     key = checkpoints.fingerprint(recording, settings) if checkpoint else ""
     if checkpoint and Path(checkpoint).exists():
@@ -550,7 +552,7 @@ def fit(
         "pooling": json.dumps(pooling),
         "sampler": json.dumps({
             "chains": chains, "warmup": warmup, "draws": draws, "chain_method": chain_method,
-            "drive": "lag_matrix" if design.lagged is not None else "conv",
+            "drive": engine,
             "target_accept": target_accept, "max_tree_depth": max_tree_depth,
             "metric": "dense: Laplace at the MAP, then warmup draws", "init": "map+jitter",
             "nuts": f"one per neuron ({choose_neuron_method()}), one program" if neuronwise

@@ -47,6 +47,8 @@ def test_chunked_fit_and_finished_checkpoint_give_identical_draws(recording_path
     same_draws(again, uninterrupted)  # a finished checkpoint is returned, not resampled
     with pytest.raises(ValueError, match=r"checkpoint: .* was written for another fit"):
         fit(recording, "softplus", checkpoint=path, **{**SETTINGS, "seed": 6})
+    with pytest.raises(ValueError, match=r"checkpoint: .* was written for another fit"):
+        fit(recording, "softplus", checkpoint=path, drive="conv", **SETTINGS)  # lag matrix
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match=r"checkpoint: expected a bayesstrf checkpoint"):
         fit(recording, "softplus", checkpoint=tmp_path / "junk.npz", **SETTINGS)
