@@ -274,18 +274,18 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
     start = time.perf_counter()
     logger.info("MAP and Laplace metric")
     point, potential, _ = find_map(model, args, key_map, model_kwargs=problem.kwargs)
-    metric = (metrics.neuron_laplace_covariances(potential, point) if neuronwise
-              else metrics.laplace_covariance(potential, ravel_pytree(point)[0]))
+    laplace = (metrics.neuron_laplace_covariances(potential, point) if neuronwise
+               else metrics.laplace_covariance(potential, ravel_pytree(point)[0]))
     map_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     logger.info("warmup 1/2: %d iterations x %d chains, Laplace metric (MAP took %.1f s)",
                 warmup // 2, chains, map_seconds)
-    explore = make_mcmc(problem, metric, warmup // 2, 1, chains, **nuts)
+    explore = make_mcmc(problem, laplace, warmup // 2, 1, chains, **nuts)
     with one_adaptation_window():
         explore.warmup(key_explore, *args, init_params=per_chain(chain_starts(
             point, chains, key_jitter), chains), collect_warmup=True, **problem.kwargs)
-    metric = metrics.draws_covariance(warmup_draws(explore, model, args, neuronwise), metric)
+    metric = metrics.draws_covariance(warmup_draws(explore, model, args, neuronwise), laplace)
     step_size = np.asarray(explore.last_state.adapt_state.step_size, dtype=float)
     step_size = (step_size.reshape(-1, metric.shape[0]).mean(0) if neuronwise
                  else float(step_size.mean()))
