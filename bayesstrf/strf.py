@@ -40,6 +40,13 @@ from jax.scipy.special import gammaln
 from numpyro.distributions import constraints
 
 
+@jax.jit
+def _inverse_gamma(key, concentration, rate):
+    """Draws of ``InverseGamma(concentration, rate)``, one compiled program (JAX's gamma sampler
+    compiles slowly op by op)."""
+    return dist.InverseGamma(concentration, rate).sample(key)
+
+
 class IsotropicStudentT(dist.Distribution):
     """Per-neuron Gaussian STRF prior with its variance marginalised: multivariate Student-t.
 
@@ -208,10 +215,9 @@ class _WhiteLatent:
         white = samples[self.latent]
         dim = white.shape[-2] * white.shape[-1]
         prior_rate = self.df * self._latent_sd(dim) ** 2 / 2
-        posterior = dist.InverseGamma(
-            self.df / 2 + dim / 2, prior_rate + jnp.sum(jnp.square(white), axis=(-2, -1)) / 2
-        )
-        return samples | {"strf_scale": np.asarray(jnp.sqrt(posterior.sample(key)))}
+        variance = _inverse_gamma(key, self.df / 2 + dim / 2,
+                                  prior_rate + jnp.sum(jnp.square(white), axis=(-2, -1)) / 2)
+        return samples | {"strf_scale": np.asarray(jnp.sqrt(variance))}
 
     def spec(self) -> dict:
         """JSON-able description, stored in the fit's attrs."""
