@@ -442,8 +442,9 @@ def fit(
         Lags of the STRF, lag 0 = current bin.
     chains, warmup, draws : int
         NUTS chains, adaptation iterations and kept draws per chain. 1000 draws (Stan's
-        default): with 500, the slowest direction (the STRF's norm, ESS ~600 of 2000) left
-        r_hat at 1.012 on a simulated double-exponential neuron.
+        default): with 500 (simulated neurons, F=16, L=12, T=20000, 4 chains), the slowest
+        direction, the STRF's norm, left r_hat at 1.012 (double exponential) and a bulk ESS
+        of 367 (softplus).
     seed : int
         The only source of randomness: the same seed, ``chain_method`` and machine give
         bitwise the same draws (chains run in parallel or in sequence differ in the last bits,
