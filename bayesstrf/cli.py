@@ -423,7 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--activations", nargs="+", default=list(FAMILIES))
     compare.add_argument("--test-segments", nargs="+", default=None,
                          help="segment ids held out for prediction metrics")
-    compare.add_argument("--method", default="loo", choices=("loo", "kfold"))
+    compare.add_argument("--method", default="auto", choices=("auto", "loo", "kfold"),
+                         help="held-out estimate: PSIS-LOO, moment matched where Pareto k > 0.7 "
+                         "(auto, default), plain PSIS-LOO, or k-fold refits by segment")
     _sampler_args(compare)
     _output_args(compare)
     compare.set_defaults(run=cmd_compare)

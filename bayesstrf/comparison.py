@@ -3,12 +3,15 @@
 Time bins are not exchangeable, so the unit left out is a stretch of stimulus: a block of at
 most `BLOCK_BINS` consecutive bins within a segment (a whole segment when shorter), with the
 log-likelihood summed over the block. ``method="loo"`` uses PSIS-LOO (ArviZ) over these units,
-pooled over neurons and per neuron, with stacking weights and Pareto-k checks;
-``method="kfold"`` refits on K folds of whole segments, for when Pareto k is too high.
+pooled over neurons and per neuron, with stacking weights and Pareto-k checks; the default
+``method="auto"`` moment matches the units whose Pareto k is too high
+(`bayesstrf.moment_matching`), which makes their estimates reliable without refitting;
+``method="kfold"`` refits on K folds of whole segments.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -30,7 +33,9 @@ from bayesstrf.metrics import (
     cc_raw,
     draws_interval,
     log_predictive_density,
+    psth_coverage,
 )
+from bayesstrf.moment_matching import loo_moment_matched
 from bayesstrf.prediction import log_likelihood, predict
 
 #: Block length of the LOO unit: 100 bins (0.5 s at 5 ms), long compared with STRF lags, short
@@ -72,28 +77,44 @@ class Comparison:
 
 def loo_tree(fit: xr.DataTree, log_lik: xr.DataArray) -> xr.DataTree:
     """A DataTree for ArviZ's LOO: the fit's posterior (for relative efficiency) and a
-    log-likelihood ``(chain, draw, ...)`` flattened to one ``unit`` dim."""
+    log-likelihood ``(chain, draw, ...)`` flattened to one ``unit`` dim (its neuron and block
+    or segment as coordinates, not a multi-index: ArviZ stacks the observation dims again)."""
     return xr.DataTree.from_dict({
         "posterior": fit["posterior"].to_dataset(),
-        "log_likelihood": xr.Dataset({"counts": log_lik.stack(unit=log_lik.dims[2:])}),
+        "log_likelihood": xr.Dataset({"counts": log_lik.stack(unit=log_lik.dims[2:])
+                                      .reset_index("unit")}),
     })
 
 
-def _loo_table(fits: dict, log_liks: dict[str, xr.DataArray]) -> pd.DataFrame:
-    """PSIS-LOO ranking of models from their log-likelihoods over units."""
-    for name, ll in log_liks.items():
-        if ll.sizes["chain"] * ll.sizes["draw"] < 30:
-            raise ValueError(
-                f"draws: PSIS-LOO needs at least 30 posterior draws in all, found "
-                f"{ll.sizes['chain'] * ll.sizes['draw']} for {name!r}"
-            )
-    trees = {name: loo_tree(fits[name], ll) for name, ll in log_liks.items()}
-    with warnings.catch_warnings():  # Pareto k is reported per model in the table instead
+def pointwise_loo(tree: xr.DataTree) -> azs.ELPDData:
+    """PSIS-LOO of a `loo_tree`, pointwise (Pareto k is reported per model instead of warned)."""
+    draws = tree["log_likelihood"]["counts"]
+    if draws.sizes["chain"] * draws.sizes["draw"] < 30:
+        raise ValueError(
+            f"draws: PSIS-LOO needs at least 30 posterior draws in all, found "
+            f"{draws.sizes['chain'] * draws.sizes['draw']}"
+        )
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Estimated shape parameter of Pareto", UserWarning)
-        table = azs.compare(trees, round_to="none")
-        table["pareto_k_max"] = [
-            float(np.max(azs.loo(trees[name], pointwise=True).pareto_k)) for name in table.index
-        ]
+        return azs.loo(tree, pointwise=True)
+
+
+def _neuron_part(loo: azs.ELPDData, lpd: np.ndarray, mine: np.ndarray) -> azs.ELPDData:
+    """The units ``mine`` (one neuron's) of a pointwise LOO, as an ELPDData of their own (PSIS
+    weighs each unit by its own log-likelihood: this equals a LOO of those units alone)."""
+    part = copy.deepcopy(loo)
+    part.elpd_i, part.pareto_k = loo.elpd_i[mine], loo.pareto_k[mine]
+    part.n_data_points = int(mine.sum())
+    part.elpd = float(part.elpd_i.sum())
+    part.se = float(np.sqrt(part.n_data_points * part.elpd_i.var()))
+    part.p = float((lpd[mine] - part.elpd_i).sum())
+    return part
+
+
+def _loo_table(loos: dict[str, azs.ELPDData]) -> pd.DataFrame:
+    """Ranking of models from their pointwise LOO results (same units for every model)."""
+    table = azs.compare(loos, round_to="none")
+    table["pareto_k_max"] = [float(loos[name].pareto_k.max()) for name in table.index]
     return table[["rank", "elpd", "se", "elpd_diff", "dse", "weight", "pareto_k_max"]]
 
 
@@ -147,7 +168,7 @@ def compare(
     fits_or_recording,
     activations: tuple[str, ...] = FAMILIES,
     *,
-    method: str = "loo",
+    method: str = "auto",
     folds: int = 4,
     block_bins: int = BLOCK_BINS,
     recording: Recording | None = None,
@@ -162,15 +183,18 @@ def compare(
         different activations or priors (their stored per-segment log-likelihoods are used).
     activations : tuple of str
         Families to fit when given a recording.
-    method : {"loo", "kfold"}
-        PSIS-LOO over blocks, or K-fold refits over segments (needs a recording).
+    method : {"auto", "loo", "kfold"}
+        ``"loo"``: PSIS-LOO over blocks. ``"auto"``: the same, then, for the models with a
+        unit whose Pareto k exceeds 0.7, moment matching of those units
+        (`bayesstrf.moment_matching`; it needs the recording, and costs no refit).
+        ``"kfold"``: K-fold refits over segments (needs a recording; K refits per model).
     folds : int
         Number of folds for ``"kfold"``.
     block_bins : int
         LOO unit length in bins (see module docstring).
     recording : Recording, optional
         With fits: the recording they were made on, so that LOO can use blocks rather than
-        the stored per-segment log-likelihoods.
+        the stored per-segment log-likelihoods, and ``"auto"`` can moment match.
     **fit_kwargs
         Passed to `bayesstrf.fit`. Each fit logs an INFO line when it starts and one when it
         ends (logger ``bayesstrf.comparison``).
@@ -178,9 +202,10 @@ def compare(
     Returns
     -------
     Comparison
+        Its ``method`` says which estimate was used and, for ``"auto"``, why.
     """
-    if method not in ("loo", "kfold"):
-        raise ValueError(f"method: expected 'loo' or 'kfold', found {method!r}")
+    if method not in ("auto", "loo", "kfold"):
+        raise ValueError(f"method: expected 'auto', 'loo' or 'kfold', found {method!r}")
     if isinstance(fits_or_recording, Recording):
         recording = fits_or_recording
         models = {name: name for name in activations}
@@ -189,36 +214,50 @@ def compare(
             return _from_pointwise(pointwise, fits, recording.neuron_ids, folds)
         fits = {name: _fit_logged(recording, name, fit_kwargs, f"{name} ({i} of {len(models)})")
                 for i, name in enumerate(models, 1)}
-        log_liks = {n: log_likelihood(t, recording, block_bins=block_bins) for n, t in fits.items()}
-        unit = f"PSIS-LOO over blocks of at most {block_bins} bins within segments"
     elif isinstance(fits_or_recording, dict) and all(
         isinstance(t, xr.DataTree) for t in fits_or_recording.values()
     ) and len(fits_or_recording) >= 2:
         if method == "kfold":
             raise ValueError("method: 'kfold' refits, so it needs a Recording, not fits")
         fits = dict(fits_or_recording)
-        if recording is None:
-            log_liks = {n: t["log_likelihood"]["counts"] for n, t in fits.items()}
-            unit = "PSIS-LOO over segments"
-        else:
-            log_liks = {n: log_likelihood(t, recording, block_bins=block_bins)
-                        for n, t in fits.items()}
-            unit = f"PSIS-LOO over blocks of at most {block_bins} bins within segments"
     else:
         raise TypeError(
             "fits_or_recording: expected a Recording or a dict of at least two fits, "
             f"found {type(fits_or_recording).__name__}"
         )
-    table = _loo_table(fits, log_liks)
-    neurons = next(iter(log_liks.values()))["neuron"].values
+    if recording is None:
+        log_liks = {n: t["log_likelihood"]["counts"] for n, t in fits.items()}
+        unit = "PSIS-LOO over segments"
+    else:
+        log_liks = {n: log_likelihood(t, recording, block_bins=block_bins)
+                    for n, t in fits.items()}
+        unit = f"PSIS-LOO over blocks of at most {block_bins} bins within segments"
+    trees = {name: loo_tree(fits[name], ll) for name, ll in log_liks.items()}
+    loos = {name: pointwise_loo(tree) for name, tree in trees.items()}
+    high = [name for name, loo in loos.items() if float(loo.pareto_k.max()) > PARETO_K_MAX]
+    if method == "auto" and high and recording is not None:
+        for name in high:
+            logger.info("moment matching %s", name)
+            loos[name] = loo_moment_matched(fits[name], recording, trees[name], loos[name],
+                                            block_bins, PARETO_K_MAX)
+        unit += (f"; Pareto k > {PARETO_K_MAX} for {', '.join(high)}: those units moment "
+                 "matched (Paananen et al. 2021)")
+    table = _loo_table(loos)
+    pointwise = {name: tree["log_likelihood"]["counts"] for name, tree in trees.items()}
+    lpd = {name: logsumexp(ll.values, axis=(0, 1)) - np.log(ll.sizes["chain"] * ll.sizes["draw"])
+           for name, ll in pointwise.items()}
+    neuron_of_unit = next(iter(pointwise.values()))["neuron"].values
     per_neuron = pd.concat(
-        {n: _loo_table(fits, {m: ll.sel(neuron=[n]) for m, ll in log_liks.items()})
-         for n in neurons},
+        {n: _loo_table({m: _neuron_part(loo, lpd[m], neuron_of_unit == n)
+                        for m, loo in loos.items()})
+         for n in dict.fromkeys(neuron_of_unit)},
         names=["neuron", "model"],
     )
+    advice = ("pass the recording the fits were made on for moment matching, or use "
+              "method='kfold'" if recording is None else "use method='kfold'")
     warnings = [
         f"{name}: Pareto k up to {row.pareto_k_max:.2f} > {PARETO_K_MAX}: PSIS-LOO is "
-        "unreliable for some units; use method='kfold'"
+        f"unreliable for some units; {advice}"
         for name, row in table.iterrows() if row.pareto_k_max > PARETO_K_MAX
     ]
     return Comparison(table, per_neuron, unit, fits, warnings)
@@ -242,13 +281,15 @@ def held_out_metrics(fit: xr.DataTree, recording: Recording, *, prob: float = 0.
     the posterior-mean prediction and, as a ``prob`` interval, for each posterior draw
     (CCnorm is NaN without at least 2 complete trials in every segment); bits
     per spike are relative to the fit's training mean rate; ``lpd`` is the log predictive
-    density summed over segments (nats).
+    density summed over segments (nats); ``coverage`` is the share of bins whose PSTH lies in
+    its central ``prob`` posterior predictive interval (`bayesstrf.metrics.psth_coverage`),
+    length-weighted over segments.
 
     Returns
     -------
     pandas.DataFrame
         Index: neuron; columns ``cc_norm``, ``cc_norm_lower``, ``cc_norm_upper``, ``cc_raw``,
-        ``bits_per_spike``, ``lpd``.
+        ``bits_per_spike``, ``lpd``, ``coverage``.
     """
     rates = predict(fit, recording, max_draws=max_draws).values  # (sample, neuron, time)
     bounds = np.cumsum([0, *recording.segment_lengths])
@@ -275,5 +316,7 @@ def held_out_metrics(fit: xr.DataTree, recording: Recording, *, prob: float = 0.
             "bits_per_spike": float(np.dot(bits, spikes) / max(spikes.sum(), 1)),
             "lpd": float(sum(log_predictive_density(d, y)
                              for d, y in zip(draws, observed, strict=True))),
+            "coverage": float(np.average([psth_coverage(d, y, prob) for d, y in
+                                          zip(draws, observed, strict=True)], weights=lengths)),
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("neuron")

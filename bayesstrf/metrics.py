@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
+from scipy import stats
 from scipy.special import gammaln, logsumexp, xlogy
 
 
@@ -278,6 +279,53 @@ def bits_per_spike(prediction: ArrayLike, observed: ArrayLike,
         raise ValueError(f"baseline_rate: expected a positive finite rate, found {baseline_rate}")
     gain = _poisson_terms(x, y) - _poisson_terms(np.full_like(x, baseline_rate), y)
     return float(gain / (n_spikes * np.log(2)))
+
+
+def psth_coverage(prediction_draws: ArrayLike, observed: ArrayLike, prob: float = 0.9) -> float:
+    """Share of bins whose observed PSTH lies in its central ``prob`` posterior predictive interval.
+
+    Repeats enter through the summed count: the PSTH of bin ``t`` is ``K_t / R_t``, ``K_t`` the
+    count summed over its ``R_t`` non-missing trials, whose posterior predictive is the mixture
+    over draws of ``Poisson(R_t lambda_st)``, with CDF ``F_t``. Counts are discrete, so a plain
+    interval covers more than ``prob``; here each bin counts the share of its randomised PIT
+    ``U ~ Uniform(F_t(K_t - 1), F_t(K_t))`` that falls in ``[(1 - prob) / 2, (1 + prob) / 2]``:
+    exactly ``prob`` on average when the data come from the predictive.
+
+    Parameters
+    ----------
+    prediction_draws : array (n_draws, n_time)
+        Predicted rates (spikes/bin), one row per posterior draw, non-negative.
+    observed : array (n_trials, n_time)
+        Integer spike counts (NaN: missing).
+    prob : float
+        Interval mass, in (0, 1).
+
+    Returns
+    -------
+    float
+        Mean over bins with at least one trial; NaN if there is none.
+    """
+    if not 0 < prob < 1:
+        raise ValueError(f"prob: expected a probability in (0, 1), found {prob}")
+    y = _as_observed(observed, counts=True)
+    lam = _as_rates(prediction_draws, y.shape[1], name="prediction_draws", ndim=2,
+                    shape="(n_draws, n_time)", non_negative=True)
+    if lam.shape[0] == 0:
+        raise ValueError("prediction_draws: expected at least one draw, found 0")
+    trials = (~np.isnan(y)).sum(axis=0)
+    seen = trials > 0
+    if not seen.any():
+        return np.nan
+    total = np.nansum(y, axis=0)[seen]
+    mean = lam[:, seen] * trials[seen]
+    below = stats.poisson.cdf(total - 1, mean).mean(axis=0)
+    upto = stats.poisson.cdf(total, mean).mean(axis=0)
+    low, high = (1 - prob) / 2, (1 + prob) / 2
+    width = upto - below  # 0 only for a count the predictive gives no mass: U = F(K) then
+    inside = np.clip(np.minimum(upto, high) - np.maximum(below, low), 0, None)
+    share = np.where(width > 0, inside / np.where(width > 0, width, 1),
+                     (low <= upto) & (upto <= high))
+    return float(np.mean(share))
 
 
 def draws_interval(values: ArrayLike, prob: float = 0.9) -> tuple[float, float, float]:

@@ -128,11 +128,7 @@ def log_likelihood(fit: xr.DataTree, recording: Recording, *, block_bins: int | 
     draws, shape = _draws(fit, None)
 
     def per_unit(draw, data):
-        design, counts, index = data
-        values = {name: draw[name] for name in family.params}
-        rate = lnp_rate(family, draw["strf"], draw["intercept"], values, design)
-        per_bin = poisson_log_likelihood(rate, counts)
-        return jax.ops.segment_sum(per_bin.T, index, num_segments=len(labels)).T
+        return unit_log_likelihood(family, draw, *data, n_units=len(labels))
 
     values = _map_draws(per_unit, draws, (design, counts, index))
     return xr.DataArray(
@@ -142,3 +138,16 @@ def log_likelihood(fit: xr.DataTree, recording: Recording, *, block_bins: int | 
                 "neuron": recording.neuron_ids, dim: labels},
         name="counts",
     )
+
+
+def unit_log_likelihood(family: activations.Activation, draw: dict, design, counts, index,
+                        n_units: int):
+    """One draw's Poisson log-likelihood summed per unit (`units`): ``(neuron, n_units)``.
+
+    ``draw`` holds ``strf`` and ``intercept`` in spectrogram units and the family's raw
+    parameters, each with a leading neuron axis.
+    """
+    values = {name: draw[name] for name in family.params}
+    rate = lnp_rate(family, draw["strf"], draw["intercept"], values, design)
+    per_bin = poisson_log_likelihood(rate, counts)
+    return jax.ops.segment_sum(per_bin.T, index, num_segments=n_units).T

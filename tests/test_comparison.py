@@ -1,5 +1,7 @@
 """compare: PSIS-LOO tables against ArviZ, per neuron, k-fold by segment, errors."""
 
+import json
+
 import arviz_stats as azs
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ import xarray as xr
 
 from bayesstrf import compare, fit, simulate
 from bayesstrf.activations import FAMILIES
+from bayesstrf.comparison import held_out_metrics
 from tests.conftest import TINY_FIT
 
 
@@ -44,7 +47,7 @@ def test_kfold_refits_by_segment(tiny_simulation):
     ("arg", "kwargs", "error", "pattern"),
     [
         ({}, {}, TypeError, r"fits_or_recording: expected a Recording or a dict"),
-        (None, {"method": "waic"}, ValueError, r"method: expected 'loo' or 'kfold'"),
+        (None, {"method": "waic"}, ValueError, r"method: expected 'auto', 'loo' or 'kfold'"),
     ],
 )
 def test_bad_arguments(tiny_fit, arg, kwargs, error, pattern):
@@ -64,3 +67,27 @@ def test_compare_ranks_the_true_family_first(family):
                      progress=False)
     print(f"\ntruth {family}:\n{result}")
     assert result.table.index[0] == family
+
+
+def truth_as_posterior(sim) -> xr.DataTree:
+    """The simulated truth as a one-chain, one-draw fit: what a perfect posterior predicts."""
+    posterior = xr.Dataset(
+        {name: (("chain", "draw", "neuron", *(("freq", "lag") if name == "strf" else ())),
+                np.asarray(sim.truth[name], dtype=float)[None, None])
+         for name in ("strf", "intercept", "raw_beta", "raw_b")},
+        coords={"neuron": sim.recording.neuron_ids})
+    tree = xr.DataTree.from_dict({"posterior": posterior})
+    rate = [float(np.nanmean(np.concatenate([c[n].ravel() for c in sim.recording.counts])))
+            for n in range(sim.recording.n_neurons)]
+    tree.attrs = {"activation": "softplus", "hyperparameters": json.dumps({"mean_rate": rate})}
+    return tree
+
+
+def test_held_out_metrics_of_the_truth_are_calibrated():
+    sim = simulate("softplus", n_neurons=2, n_freq=6, n_lags=4, n_time=20_000, n_trials=4,
+                   n_segments=2, seed=3)
+    metrics = held_out_metrics(truth_as_posterior(sim), sim.recording)
+    # the true rates: 90% intervals cover 90% of 20,000 bins (sd 0.003), CCnorm ~ 1
+    np.testing.assert_allclose(metrics["coverage"], 0.9, atol=0.012)
+    np.testing.assert_allclose(metrics["cc_norm"], 1.0, atol=0.1)
+    assert (metrics["bits_per_spike"] > 0).all()

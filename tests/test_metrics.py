@@ -17,6 +17,7 @@ from bayesstrf.metrics import (
     cc_raw,
     draws_interval,
     log_predictive_density,
+    psth_coverage,
     signal_power,
 )
 
@@ -270,6 +271,9 @@ _RATE = np.ones(20)
         (lambda: cc_norm_segments([_RATE], []), "predictions: expected a non-empty"),
         (lambda: cc_max(_Y, n_splits=0), "n_splits: expected a positive"),
         (lambda: draws_interval([1.0, 2.0], prob=1.0), "prob: expected"),
+        (lambda: psth_coverage(_RATE[None], _Y, prob=0.0), "prob: expected"),
+        (lambda: psth_coverage(-_RATE[None], _Y), "prediction_draws: expected non-negative"),
+        (lambda: psth_coverage(np.ones((0, 20)), _Y), "prediction_draws: expected at least"),
         (lambda: cc_norm_draws(xr.DataArray(np.ones((2, 20)), dims=("draw", "t")), _Y),
          "prediction: expected a 'time' dim"),
     ],
@@ -280,6 +284,48 @@ def test_bad_inputs_raise_naming_the_argument(call, match):
 
 
 # --- posterior draws ---------------------------------------------------------------------------
+
+def _mixture_recording(seed: int, n_trials: int = 3, n_time: int = 20_000, n_draws: int = 5):
+    """Rates from 0.02 to 6 spikes/bin, ``n_draws`` posterior-like draws around them, and counts
+    drawn from the posterior predictive: a draw per bin, then Poisson counts per trial."""
+    rng = np.random.default_rng(seed)
+    rate = np.exp(rng.uniform(np.log(0.02), np.log(6.0), n_time))
+    draws = rate * rng.gamma(20.0, 1 / 20.0, size=(n_draws, n_time))
+    chosen = draws[rng.integers(n_draws, size=n_time), np.arange(n_time)]
+    return draws, rng.poisson(chosen, size=(n_trials, n_time)).astype(float)
+
+
+@pytest.mark.parametrize("prob", [0.5, 0.9])
+def test_psth_coverage_is_prob_when_data_come_from_the_predictive(prob):
+    draws, y = _mixture_recording(seed=3)
+    # 20,000 bins: the share's sd is below 0.5 / sqrt(20,000) = 0.0035
+    assert psth_coverage(draws, y, prob) == pytest.approx(prob, abs=0.012)
+
+
+def test_psth_coverage_matches_a_randomised_pit_from_scipy():
+    draws, y = _mixture_recording(seed=4, n_time=400)
+    total, trials = y.sum(0), y.shape[0]
+    rng = np.random.default_rng(0)
+    hits = []
+    for t in range(y.shape[1]):  # the predictive's CDF, one bin at a time
+        def cdf(k, t=t):
+            return np.mean([stats.poisson(trials * lam).cdf(k) for lam in draws[:, t]])
+
+        pit = rng.uniform(cdf(total[t] - 1), cdf(total[t]), size=4000)
+        hits.append(np.mean((pit >= 0.05) & (pit <= 0.95)))
+    assert psth_coverage(draws, y) == pytest.approx(np.mean(hits), abs=0.005)
+
+
+def test_psth_coverage_falls_for_an_overconfident_wrong_prediction():
+    draws, y = _mixture_recording(seed=5)
+    # the low-rate bins, mostly 0 spikes, stay covered
+    assert psth_coverage(draws / 3, y) < 0.75
+
+
+def test_psth_coverage_skips_missing_trials():
+    draws, y = _mixture_recording(seed=6, n_time=500)
+    assert psth_coverage(draws, with_missing_trial(y)) == pytest.approx(psth_coverage(draws, y))
+
 
 
 def test_cc_norm_draws_matches_per_draw_cc_norm():
