@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 # natural-like stimulus, 4 segments x 4 repeats), all three activation families.
 demo: $(VENV)/.installed
 	$(VENV)/bin/bayesstrf simulate --out results/demo.npz --neurons 2 --freqs 12 --lags 8 \
-	  --time 8000 --trials 4 --segments 4 --seed 0 --force
+	  --time 8000 --trials 4 --segments 4 --drive-sd 0.3 --seed 0 --force
 	$(VENV)/bin/bayesstrf compare results/demo.npz --out results --lags 8 --chains 4 \
 	  --warmup 300 --draws 400 --seed 0 --force
 

@@ -131,6 +131,18 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, found {text!r}") from None
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+
+
+def _truth_path(recording: Path) -> Path:
+    """Where `bayesstrf simulate` writes the truth of a simulated recording."""
+    return recording.with_name(recording.name + ".truth.json")
+
+
 def _check_output(path: Path, force: bool, suffixes: tuple[str, ...] = ()) -> None:
     """Refuse an output before any work: wrong suffix, a file in the way of its folder, or an
     existing file without ``--force``."""
@@ -203,17 +215,26 @@ def _fit_kwargs(args) -> dict:
 
 
 def cmd_simulate(args) -> None:
+    import numpy as np
+
+    from bayesstrf.io import write_text_atomic
     from bayesstrf.simulation import simulate
 
     out = Path(args.out)
     _check_output(out, args.force, (".npz", ".nc"))
+    _check_output(_truth_path(out), args.force)
     out.parent.mkdir(parents=True, exist_ok=True)
     sim = simulate(args.activation, n_neurons=args.neurons, n_freq=args.freqs,
                    n_lags=args.lags, n_time=args.time, n_trials=args.trials,
-                   n_segments=args.segments, stimulus=args.stimulus, seed=args.seed)
+                   n_segments=args.segments, stimulus=args.stimulus, drive_sd=args.drive_sd,
+                   seed=args.seed)
     sim.recording.save(out)
     recording = sim.recording
-    args.console.result(f"wrote {out}: {recording}")
+    truth = {"activation": sim.activation, "seed": args.seed, "drive_sd": args.drive_sd,
+             "parameters": {name: np.asarray(value).tolist() for name, value in sim.truth.items()}}
+    write_text_atomic(_truth_path(out), json.dumps(truth))
+    args.console.result(f"wrote {out}: {recording}; its truth ({sim.activation}) in "
+                        f"{_truth_path(out)}")
     args.console.emit({
         "command": "simulate", "out": out, "bytes": out.stat().st_size,
         "activation": sim.activation, "seed": args.seed, "neurons": recording.n_neurons,
@@ -308,7 +329,8 @@ def _print_diagnostics(reports: dict, fits: dict, console: _Console) -> None:
 
 def _comparison_record(result) -> dict:
     return {"method": result.method, "table": _records(result.table, "model"),
-            "per_neuron": _records(result.per_neuron, "index"), "warnings": result.warnings}
+            "per_neuron": _records(result.per_neuron, "index"), "warnings": result.warnings,
+            "notes": result.notes, "verdict": result.verdict()}
 
 
 def cmd_compare(args) -> None:
@@ -341,14 +363,19 @@ def cmd_compare(args) -> None:
     reports = {family: diagnose(tree) for family, tree in result.fits.items()}
     _print_diagnostics(reports, result.fits, args.console)
     args.console.result(str(result))
-    report = write_report(result, train, out, test=test, overwrite=args.force)
+    truth_file = _truth_path(Path(args.data))
+    truth = json.loads(truth_file.read_text())["activation"] if truth_file.exists() else None
+    if truth is not None:
+        args.console.result(f"truth: simulated with {truth} ({truth_file}); ranked first: "
+                            f"{result.table.index[0]}")
+    report = write_report(result, train, out, test=test, overwrite=args.force, truth=truth)
     args.console.result(f"wrote {', '.join(str(t) for t in targets.values())}")
     args.console.result(f"report: {report}")
     args.console.emit({
         "command": "compare", "data": args.data, "input_sha256": digest, "out": out,
         "fits": targets, "report": report,
         "outputs": [*(out / name for name in OUTPUTS if name != "report.html"), *written],
-        **_comparison_record(result),
+        **_comparison_record(result), "simulated_with": truth,
         "seconds": {family: _timings(tree) for family, tree in result.fits.items()},
         "diagnostics": {family: diagnostics_record(r) for family, r in reports.items()},
     })
@@ -393,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--trials", type=_integer, default=1)
     sim.add_argument("--segments", type=_integer, default=1)
     sim.add_argument("--stimulus", default="natural", choices=("natural", "white"))
+    sim.add_argument("--drive-sd", type=_number, default=None,
+                     help="sd of the drive before the activation (default: per family)")
     sim.add_argument("--seed", type=_integer, default=0)
     sim.add_argument("--force", action="store_true", help="overwrite --out")
     _output_args(sim)

@@ -43,6 +43,9 @@ from bayesstrf.prediction import log_likelihood, predict
 #: k > 1.5 on the demo data.
 BLOCK_BINS = 100
 PARETO_K_MAX = 0.7
+#: ``method="auto"``: at most this many units of the first-ranked model, still above
+#: `PARETO_K_MAX` after moment matching, are scored by exact refits (one fit each).
+MAX_REFITS = 4
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,9 @@ class Comparison:
         How the held-out accuracy was estimated, in words.
     fits : dict of name -> DataTree
     warnings : list of str
+        What could change the ranking: an unreliable estimate for the first-ranked model.
+    notes : list of str
+        Unreliable estimates that cannot: lower-ranked models with a high Pareto k.
     """
 
     table: pd.DataFrame
@@ -69,10 +75,25 @@ class Comparison:
     method: str
     fits: dict
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def verdict(self) -> str:
+        """The ranking in one sentence: the first model and its lead over the second."""
+        first = self.table.index[0]
+        if len(self.table) < 2:
+            return f"ranked first: {first}"
+        second = self.table.index[1]
+        lead, se = abs(self.table.loc[second, "elpd_diff"]), self.table.loc[second, "dse"]
+        ratio = lead / se if se > 0 else np.inf
+        how = "clearly ahead of" if ratio > 2 else "not clearly (within 2 SE) ahead of"
+        return (f"ranked first: {first}, {how} {second} by {lead:.1f} +- {se:.1f} elpd "
+                f"({ratio:.1f} SE)")
 
     def __str__(self) -> str:
-        lines = [f"method: {self.method}", self.table.to_string(float_format=lambda v: f"{v:.2f}")]
-        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+        lines = [f"verdict: {self.verdict()}", f"method: {self.method}",
+                 self.table.to_string(float_format=lambda v: f"{v:.2f}")]
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings]
+                         + [f"note: {n}" for n in self.notes])
 
 
 def loo_tree(fit: xr.DataTree, log_lik: xr.DataArray) -> xr.DataTree:
@@ -111,6 +132,33 @@ def _neuron_part(loo: azs.ELPDData, lpd: np.ndarray, mine: np.ndarray) -> azs.EL
     return part
 
 
+def _refit_units(loo: azs.ELPDData, lpd: np.ndarray, units: np.ndarray, log_lik: xr.DataArray,
+                 recording: Recording, activation: str, block_bins: int,
+                 fit_kwargs: dict) -> azs.ELPDData:
+    """``loo`` with the units ``units`` scored exactly: each left out of the recording (its
+    counts missing), the model refitted, the unit's log predictive density computed from the
+    refit's draws. Their Pareto k becomes 0 (no importance sampling is left)."""
+    exact = copy.deepcopy(loo)
+    elpd_i, pareto_k = exact.elpd_i.values.copy(), exact.pareto_k.values.copy()
+    for i in units:
+        neuron = list(recording.neuron_ids).index(log_lik["neuron"].values[i])
+        label = str(log_lik["block"].values[i])
+        segment_id, block = label.rsplit(":", 1)
+        segment = list(recording.segment_ids).index(segment_id)
+        bins = slice(int(block) * block_bins, (int(block) + 1) * block_bins)
+        refit = _fit_logged(recording.without(neuron, segment, bins), activation, fit_kwargs,
+                            f"{activation} without unit {label} of neuron {neuron}")
+        draws = log_likelihood(refit, recording, block_bins=block_bins)
+        draws = draws.isel(neuron=neuron).sel(block=label).values.ravel()
+        elpd_i[i], pareto_k[i] = logsumexp(draws) - np.log(draws.size), 0.0
+    exact.elpd_i = exact.elpd_i.copy(data=elpd_i)
+    exact.pareto_k = exact.pareto_k.copy(data=pareto_k)
+    exact.elpd = float(elpd_i.sum())
+    exact.se = float(np.sqrt(elpd_i.size * elpd_i.var()))
+    exact.p = float((lpd - elpd_i).sum())
+    return exact
+
+
 def _loo_table(loos: dict[str, azs.ELPDData]) -> pd.DataFrame:
     """Ranking of models from their pointwise LOO results (same units for every model)."""
     table = azs.compare(loos, round_to="none")
@@ -124,7 +172,7 @@ def _kfold_table(pointwise: dict[str, np.ndarray]) -> pd.DataFrame:
     best = pointwise[names[0]]
     rows = []
     for rank, name in enumerate(names):
-        values, diff = pointwise[name], best - pointwise[name]
+        values, diff = pointwise[name], pointwise[name] - best  # ArviZ's sign: <= 0
         rows.append({
             "rank": rank, "elpd": values.sum(), "se": np.sqrt(values.size * values.var()),
             "elpd_diff": diff.sum(), "dse": np.sqrt(diff.size * diff.var()),
@@ -186,8 +234,10 @@ def compare(
     method : {"auto", "loo", "kfold"}
         ``"loo"``: PSIS-LOO over blocks. ``"auto"``: the same, then, for the models with a
         unit whose Pareto k exceeds 0.7, moment matching of those units
-        (`bayesstrf.moment_matching`; it needs the recording, and costs no refit).
-        ``"kfold"``: K-fold refits over segments (needs a recording; K refits per model).
+        (`bayesstrf.moment_matching`; it needs the recording, and costs no refit); given a
+        recording, up to `MAX_REFITS` units of the first-ranked model still above 0.7 are
+        then scored exactly, by a refit without each. ``"kfold"``: K-fold refits over
+        segments (needs a recording; K refits per model).
     folds : int
         Number of folds for ``"kfold"``.
     block_bins : int
@@ -242,10 +292,18 @@ def compare(
                                             block_bins, PARETO_K_MAX)
         unit += (f"; Pareto k > {PARETO_K_MAX} for {', '.join(high)}: those units moment "
                  "matched (Paananen et al. 2021)")
-    table = _loo_table(loos)
     pointwise = {name: tree["log_likelihood"]["counts"] for name, tree in trees.items()}
     lpd = {name: logsumexp(ll.values, axis=(0, 1)) - np.log(ll.sizes["chain"] * ll.sizes["draw"])
            for name, ll in pointwise.items()}
+    table = _loo_table(loos)
+    first = table.index[0]
+    bad = np.flatnonzero(loos[first].pareto_k.values > PARETO_K_MAX)
+    if method == "auto" and isinstance(fits_or_recording, Recording) and 0 < bad.size <= (
+            MAX_REFITS):
+        loos[first] = _refit_units(loos[first], lpd[first], bad, pointwise[first], recording,
+                                   first, block_bins, fit_kwargs)
+        unit += f"; {bad.size} unit(s) of {first} still above: refitted without each, exactly"
+        table = _loo_table(loos)
     neuron_of_unit = next(iter(pointwise.values()))["neuron"].values
     per_neuron = pd.concat(
         {n: _loo_table({m: _neuron_part(loo, lpd[m], neuron_of_unit == n)
@@ -255,12 +313,20 @@ def compare(
     )
     advice = ("pass the recording the fits were made on for moment matching, or use "
               "method='kfold'" if recording is None else "use method='kfold'")
-    warnings = [
-        f"{name}: Pareto k up to {row.pareto_k_max:.2f} > {PARETO_K_MAX}: PSIS-LOO is "
-        f"unreliable for some units; {advice}"
-        for name, row in table.iterrows() if row.pareto_k_max > PARETO_K_MAX
-    ]
-    return Comparison(table, per_neuron, unit, fits, warnings)
+    first, warnings, notes = table.index[0], [], []
+    for name, row in table.iterrows():
+        if not row.pareto_k_max > PARETO_K_MAX:
+            continue
+        if name == first:
+            warnings.append(f"{name}: Pareto k up to {row.pareto_k_max:.2f} > {PARETO_K_MAX}: "
+                            f"PSIS-LOO is unreliable for some units of the first-ranked model; "
+                            f"{advice}")
+        else:  # PSIS errs high where it fails: the gap to the first is if anything larger
+            notes.append(f"{name}: Pareto k up to {row.pareto_k_max:.2f} > {PARETO_K_MAX} for "
+                         f"some units, whose elpd PSIS-LOO likely overestimates: {name} is if "
+                         f"anything further behind {first}; its order among the lower-ranked "
+                         "models is uncertain")
+    return Comparison(table, per_neuron, unit, fits, warnings, notes)
 
 
 def _from_pointwise(pointwise, fits, neuron_ids, folds) -> Comparison:

@@ -270,6 +270,14 @@ class Recording:
             segment_ids=self.segment_ids[list(indices)],
         )
 
+    def without(self, neuron: int, segment: int, bins: slice) -> Recording:
+        """The same recording with neuron ``neuron``'s counts in ``bins`` of segment ``segment``
+        missing (NaN) in every trial: the data of a leave-one-out refit."""
+        counts = [np.array(c, dtype=float) for c in self.counts]
+        counts[segment][neuron, :, bins] = np.nan
+        return Recording(self.spectrograms, counts, self.dt, freqs=self.freqs,
+                         neuron_ids=self.neuron_ids, segment_ids=self.segment_ids)
+
     def select_neurons(self, neurons: Sequence[int]) -> Recording:
         """A recording with only the neurons at indices ``neurons``."""
         neurons = list(neurons)

@@ -103,3 +103,15 @@ def _schema_problem(schema) -> str:
             f"({FIT_SCHEMA!r}): upgrade bayesstrf"
         )
     return f"has schema {schema!r}, incompatible with this bayesstrf's {FIT_SCHEMA!r}"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, renamed."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -7,7 +7,6 @@ import html
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from bayesstrf import plotting
 from bayesstrf.comparison import Comparison, held_out_metrics
 from bayesstrf.data import Recording
 from bayesstrf.diagnostics import diagnose
+from bayesstrf.io import write_text_atomic
 
 OUTPUTS = ("report.html", "summary.csv", "diagnostics.json")
 
@@ -37,17 +37,6 @@ def _figure(fig) -> str:
     return f'<figure><img alt="figure" src="data:image/png;base64,{data}"></figure>'
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_report(
     comparison: Comparison,
     recording: Recording,
@@ -55,6 +44,7 @@ def write_report(
     *,
     test: Recording | None = None,
     overwrite: bool = False,
+    truth: str | None = None,
 ) -> Path:
     """Write ``report.html``, ``summary.csv`` and ``diagnostics.json`` into ``out_dir``.
 
@@ -68,6 +58,8 @@ def write_report(
         Held-out segments: adds prediction metrics and held-out PSTH figures.
     overwrite : bool
         Replace existing outputs; otherwise an existing one raises FileExistsError.
+    truth : str, optional
+        For a simulated recording, the family it was simulated with: stated in the verdict.
 
     Returns
     -------
@@ -86,12 +78,12 @@ def write_report(
     metrics = {name: held_out_metrics(tree, test) for name, tree in comparison.fits.items()
                } if test is not None else {}
     summary = _summary(comparison, diagnostics, metrics)
-    page = _html(comparison, recording, test, diagnostics, metrics)
+    page = _html(comparison, recording, test, diagnostics, metrics, truth)
 
-    _write_atomic(out / "summary.csv", summary.to_csv())
-    _write_atomic(out / "diagnostics.json", json.dumps(
+    write_text_atomic(out / "summary.csv", summary.to_csv())
+    write_text_atomic(out / "diagnostics.json", json.dumps(
         {name: diagnostics_record(d) for name, d in diagnostics.items()}, indent=2))
-    _write_atomic(out / "report.html", page)
+    write_text_atomic(out / "report.html", page)
     return out / "report.html"
 
 
@@ -122,10 +114,21 @@ def _summary(comparison, diagnostics, metrics) -> pd.DataFrame:
     return frame
 
 
-def _html(comparison, recording, test, diagnostics, metrics) -> str:
+def _html(comparison, recording, test, diagnostics, metrics, truth) -> str:
     esc = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>bayesstrf report</title>"
              f"<style>{_STYLE}</style></head><body><h1>bayesstrf model comparison</h1>"]
+    failed = [name for name, report in diagnostics.items() if not report.ok]
+    checks = ("every fit passed its diagnostics (r_hat, ESS, divergences, tree depth, E-BFMI)"
+              if not failed else f"diagnostics failed for {', '.join(failed)}: see below before "
+              "trusting the ranking")
+    verdict = comparison.verdict()
+    parts.append(f"<h2>Verdict</h2><p class='verdict'>{esc(verdict[0].upper() + verdict[1:])}"
+                 f" ({esc(comparison.method.split(';')[0])}); {esc(checks)}.</p>")
+    if truth is not None:
+        found = "ranked first" if truth == comparison.table.index[0] else "not ranked first"
+        parts.append(f"<p>Simulated with {esc(truth)}: the true family is {found}.</p>")
+    parts += [f"<p class='warning'>{esc(w)}</p>" for w in comparison.warnings]
     parts.append("<h2>Data</h2><p>" + esc(repr(recording)) + "</p>")
     if test is not None:
         parts.append("<p>held out: " + esc(repr(test)) + "</p>")
@@ -138,7 +141,7 @@ def _html(comparison, recording, test, diagnostics, metrics) -> str:
 
     parts.append(f"<h2>Comparison</h2><p>{esc(comparison.method)}</p>")
     parts.append(comparison.table.to_html(float_format="%.2f"))
-    parts += [f"<p class='warning'>{esc(w)}</p>" for w in comparison.warnings]
+    parts += [f"<p>note: {esc(n)}</p>" for n in comparison.notes]
     parts.append(_figure(plotting.plot_comparison(comparison.table)))
     parts.append("<h3>Per neuron</h3>" + comparison.per_neuron.to_html(float_format="%.2f"))
 

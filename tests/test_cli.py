@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bayesstrf import Recording
+from bayesstrf import Recording, simulate
 from bayesstrf.cli import main
 from bayesstrf.diagnostics import diagnose
 from bayesstrf.io import load_fit
@@ -119,11 +119,25 @@ def test_simulate_json_and_quiet(tmp_path, capfd):
     assert record["lags"] == 3 and record["dt"] == recording.dt
 
 
+def test_simulate_writes_its_truth_beside_the_recording(tmp_path):
+    out = tmp_path / "sim.npz"
+    assert main(["simulate", "--out", str(out), *TINY, "--activation", "sigmoid",
+                 "--drive-sd", "0.5", "--seed", "4"]) == 0
+    truth = json.loads((tmp_path / "sim.npz.truth.json").read_text())
+    assert truth["activation"] == "sigmoid" and truth["drive_sd"] == 0.5
+    sim = simulate("sigmoid", n_neurons=1, n_freq=4, n_lags=3, n_time=400, n_segments=2,
+                   drive_sd=0.5, seed=4)
+    np.testing.assert_allclose(truth["parameters"]["strf"], sim.truth["strf"])
+    # the truth is an output too: kept without --force
+    assert main(["simulate", "--out", str(out), *TINY]) == 2
+
+
 def test_simulate_without_json_prints_the_result_on_stdout(tmp_path, capsys):
     out = tmp_path / "sim.npz"
     assert main(["simulate", "--out", str(out), *TINY]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith(f"wrote {out}: Recording(") and captured.err == ""
+    assert f"its truth (softplus) in {out}.truth.json" in captured.out
 
 
 @pytest.fixture
@@ -166,6 +180,10 @@ def test_compare_json(compared, capfd):
         assert f"fitting {family} ({i} of 2)" in lines
         assert any(line.startswith(f"fitted {family} ({i} of 2) in ") for line in lines)
     assert any(line.startswith("method: PSIS-LOO") for line in lines)  # the result: stderr
+    assert any(line.startswith("verdict: ranked first: ") for line in lines)
+    # the data were simulated by `bayesstrf simulate`: their truth is stated beside the ranking
+    assert record["simulated_with"] == "softplus" and record["verdict"].startswith("ranked first")
+    assert any(line.startswith("truth: simulated with softplus") for line in lines)
     assert f"report: {out / 'report.html'}" in lines
 
 

@@ -749,3 +749,17 @@ def test_random_valid_recordings_are_consistent_and_round_trip(tmp_path_factory,
     loaded = Recording.load(rec.save(folder / "r.npz"))
     assert_recordings_equal(loaded, rec)
     assert os.listdir(folder) == ["r.npz"]
+
+
+def test_without_marks_one_neurons_bins_missing_and_nothing_else():
+    rec = four_segments()
+    before_call = [c.copy() for c in rec.counts]
+    left = rec.without(0, 2, slice(1, 3))
+    for index, (before, after) in enumerate(zip(rec.counts, left.counts, strict=True)):
+        gone = np.zeros(before.shape, bool)
+        if index == 2:
+            gone[0, :, 1:3] = True
+        assert np.isnan(after[gone]).all()
+        np.testing.assert_array_equal(after[~gone], before[~gone])
+    for x, y in zip(before_call, rec.counts, strict=True):  # the original is unchanged
+        np.testing.assert_array_equal(x, y)

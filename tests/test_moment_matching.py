@@ -9,7 +9,7 @@ from numpyro.infer.util import potential_energy
 from scipy.special import logsumexp
 
 from bayesstrf import fit, simulate
-from bayesstrf.comparison import loo_tree, pointwise_loo
+from bayesstrf.comparison import _refit_units, loo_tree, pointwise_loo
 from bayesstrf.data import Recording
 from bayesstrf.moment_matching import fitted_model, loo_moment_matched, unconstrained_draws
 from bayesstrf.prediction import log_likelihood
@@ -33,18 +33,13 @@ def test_another_recording_is_refused(tiny_fit):
         fitted_model(tiny_fit, other.recording)
 
 
-def _with_counts(recording: Recording, counts: list) -> Recording:
-    return Recording(recording.spectrograms, counts, recording.dt, freqs=recording.freqs,
-                     neuron_ids=recording.neuron_ids, segment_ids=recording.segment_ids)
-
-
 def test_moment_matching_moves_a_hard_unit_to_its_exact_leave_one_out_value():
     sim = simulate("softplus", n_neurons=1, n_freq=4, n_lags=3, n_time=1600, n_trials=2,
                    n_segments=2, seed=7)
     counts = [np.array(c) for c in sim.recording.counts]
     # an outlying block, a spike added to every other bin of one trial: PSIS's k is ~1.0
     counts[0][0, 0, :BLOCK:2] += 1
-    recording = _with_counts(sim.recording, counts)
+    recording = Recording(sim.recording.spectrograms, counts, sim.recording.dt)
     settings = dict(n_lags=3, chains=4, warmup=200, draws=250, seed=0, progress=False)
     full = fit(recording, "softplus", **settings)
     tree = loo_tree(full, log_likelihood(full, recording, block_bins=BLOCK))
@@ -52,10 +47,9 @@ def test_moment_matching_moves_a_hard_unit_to_its_exact_leave_one_out_value():
     assert int(np.argmax(loo.pareto_k.values)) == 0 and float(loo.pareto_k[0]) > 0.7
     matched = loo_moment_matched(full, recording, tree, loo, BLOCK, 0.7)
 
-    held = [c.copy() for c in counts]
-    held[0][0, :, :BLOCK] = np.nan  # exact LOO: refit without the block, predict it (the
-    # priors, centred on the mean rate, move a little too: a small bias left to both methods)
-    refit = fit(_with_counts(recording, held), "softplus", **settings)
+    # exact LOO: refit without the block, predict it (the priors, centred on the mean rate,
+    # move a little too: a small bias left to both methods)
+    refit = fit(recording.without(0, 0, slice(0, BLOCK)), "softplus", **settings)
     draws = log_likelihood(refit, recording, block_bins=BLOCK).values[..., 0, 0].ravel()
     exact = logsumexp(draws) - np.log(draws.size)
     psis_error = abs(float(loo.elpd_i[0]) - exact)
@@ -63,3 +57,12 @@ def test_moment_matching_moves_a_hard_unit_to_its_exact_leave_one_out_value():
     assert float(matched.pareto_k[0]) < 0.7
     assert matched_error < psis_error / 2, (exact, float(loo.elpd_i[0]),
                                             float(matched.elpd_i[0]))
+
+    # compare's last resort, `_refit_units`, scores that unit by the same refit
+    ll = tree["log_likelihood"]["counts"]
+    lpd = logsumexp(ll.values, axis=(0, 1)) - np.log(ll.sizes["chain"] * ll.sizes["draw"])
+    scored = _refit_units(loo, lpd, np.array([0]), ll, recording, "softplus", BLOCK, settings)
+    np.testing.assert_allclose(float(scored.elpd_i[0]), exact, rtol=1e-6)
+    assert float(scored.pareto_k[0]) == 0.0
+    np.testing.assert_array_equal(scored.elpd_i.values[1:], loo.elpd_i.values[1:])
+    np.testing.assert_allclose(scored.elpd, float(scored.elpd_i.sum()), rtol=1e-9)

@@ -30,8 +30,15 @@ def test_report_files(comparison, tiny_simulation, tmp_path):
     # comparison + 2 neurons x 2 models x (STRF, nonlinearity, PSTH)
     assert len(images) == 1 + 2 * 2 * 3
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
-    assert "http" not in page.replace("http-equiv", "")  # opens offline
+    text = re.sub(r'src="data:image/png;base64,[^"]+"', "", page)  # base64 may spell http
+    assert "http" not in text.replace("http-equiv", "")  # opens offline
     assert "PSIS-LOO over blocks of at most 100 bins" in page
+    # the verdict comes first, before any table: the first model, its lead, the diagnostics
+    verdict = page.index("<h2>Verdict</h2>")
+    assert verdict < page.index("<table")
+    first = comparison.table.index[0]
+    assert f"Ranked first: {first}" in page[verdict:page.index("<h2>Data</h2>")]
+    assert "diagnostics failed for" in page  # 40 draws per chain
     summary = pd.read_csv(tmp_path / "summary.csv", index_col=[0, 1])
     assert set(summary.index.get_level_values(0)) == {"softplus", "double_exponential"}
     assert {"elpd", "max_rhat", "cc_norm", "bits_per_spike", "lpd"} <= set(summary.columns)
