@@ -5,8 +5,9 @@ most `BLOCK_BINS` consecutive bins within a segment (a whole segment when shorte
 log-likelihood summed over the block. ``method="loo"`` uses PSIS-LOO (ArviZ) over these units,
 pooled over neurons and per neuron, with stacking weights and Pareto-k checks; the default
 ``method="auto"`` moment matches the units whose Pareto k is too high
-(`bayesstrf.moment_matching`), which makes their estimates reliable without refitting;
-``method="kfold"`` refits on K folds of whole segments.
+(`bayesstrf.moment_matching`), which makes most estimates reliable without refitting, then
+scores the first-ranked model's few remaining ones by exact refits; ``method="kfold"`` refits on
+K folds of whole segments. `Comparison.verdict` says the result in one sentence.
 """
 
 from __future__ import annotations
