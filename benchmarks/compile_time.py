@@ -71,7 +71,7 @@ def report(env: dict, rows: dict) -> str:
         "",
         f"- Date: {env['date']}; machine: {env['machine']}; JAX backend {env['jax_backend']}; "
         f"load average at the start {env['load_average'][0]:.2f}",
-        f"- Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
         + f"; commit {env['commit']}",
         "- Fit: 1 softplus neuron, F=8, L=6, T=4000, 2 chains x (20 + 20), each run a new "
         "process; `compile s` = tracing + lowering + backend (compiling or reading the cache).",

@@ -5,7 +5,6 @@ import jax
 import numpy as np
 import pytest
 from numpyro.infer.util import potential_energy
-
 from scipy.special import logsumexp
 
 from bayesstrf import fit, simulate
