@@ -273,6 +273,13 @@ class Recording:
     def without(self, neuron: int, segment: int, bins: slice) -> Recording:
         """The same recording with neuron ``neuron``'s counts in ``bins`` of segment ``segment``
         missing (NaN) in every trial: the data of a leave-one-out refit."""
+        for name, value, size in (("neuron", neuron, self.n_neurons),
+                                  ("segment", segment, self.n_segments)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or not (
+                    0 <= value < size):
+                raise ValueError(f"{name}: expected an index in 0..{size - 1}, found {value!r}")
+        if not isinstance(bins, slice):
+            raise TypeError(f"bins: expected a slice, found {type(bins).__name__}")
         counts = [np.array(c, dtype=float) for c in self.counts]
         counts[segment][neuron, :, bins] = np.nan
         return Recording(self.spectrograms, counts, self.dt, freqs=self.freqs,

@@ -763,3 +763,16 @@ def test_without_marks_one_neurons_bins_missing_and_nothing_else():
         np.testing.assert_array_equal(after[~gone], before[~gone])
     for x, y in zip(before_call, rec.counts, strict=True):  # the original is unchanged
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "pattern"),
+    [
+        ((2, 0, slice(0, 1)), ValueError, r"neuron: expected an index in 0\.\.1, found 2"),
+        ((0, -1, slice(0, 1)), ValueError, r"segment: expected an index in 0\.\.3, found -1"),
+        ((0, 0, 3), TypeError, "bins: expected a slice, found int"),
+    ],
+)
+def test_without_refuses_bad_indices(args, error, pattern):
+    with pytest.raises(error, match=pattern):
+        four_segments().without(*args)
