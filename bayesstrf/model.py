@@ -254,3 +254,13 @@ def describe_priors(priors: Mapping[str, dist.Distribution]) -> dict:
             for arg in base.arg_constraints
         }
     return out
+
+
+def restore_priors(description: Mapping[str, dict]) -> dict[str, dist.Distribution]:
+    """The priors that `describe_priors` described, with event shape ``(N,)`` again."""
+    priors = {}
+    for name, described in description.items():
+        arguments = {k: jnp.asarray(v, jnp.float32) for k, v in described.items()
+                     if k != "distribution"}
+        priors[name] = getattr(dist, described["distribution"])(**arguments).to_event(1)
+    return priors

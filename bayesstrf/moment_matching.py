@@ -18,7 +18,6 @@ import arviz_stats as azs
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 import xarray as xr
 from jax.flatten_util import ravel_pytree
 from numpyro.distributions.transforms import biject_to
@@ -29,7 +28,7 @@ from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design
 from bayesstrf.inference import latent_supports
-from bayesstrf.model import count_statistics, make_model
+from bayesstrf.model import count_statistics, make_model, restore_priors
 from bayesstrf.prediction import unit_log_likelihood, units
 
 #: Draws evaluated at once (memory ~ CHUNK x N x T floats).
@@ -51,11 +50,7 @@ def fitted_model(fit: xr.DataTree, recording: Recording):
     family = activations.get(fit.attrs["activation"])
     spec = json.loads(fit.attrs["strf_prior"])
     strf_prior = strf_priors.REGISTRY[spec.pop("name")](**spec)
-    priors = {}
-    for name, described in json.loads(fit.attrs["priors"]).items():
-        law = getattr(dist, described.pop("distribution"))
-        priors[name] = law(**{k: jnp.asarray(v, jnp.float32) for k, v in described.items()}
-                           ).to_event(1)
+    priors = restore_priors(json.loads(fit.attrs["priors"]))
     design = make_design(recording.spectrograms, int(fit.attrs["n_lags"]))
     fitted_on = json.loads(fit.attrs["hyperparameters"])
     if (recording.n_neurons != fit["posterior"].sizes["neuron"] or not np.allclose(

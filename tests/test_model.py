@@ -1,5 +1,7 @@
 """Model: exact likelihood with repeats, internal basis, generative mode, priors."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +18,7 @@ from bayesstrf.model import (
     describe_priors,
     make_model,
     poisson_log_likelihood,
+    restore_priors,
 )
 from bayesstrf.strf import Ridge
 
@@ -124,3 +127,17 @@ def test_build_priors_overrides_and_errors():
         build_priors(family, np.array([0.1, 0.2]), {"raw_b": dist.Normal(jnp.zeros(3), 1.0)})
     with pytest.raises(TypeError, match=r"priors: expected a dict"):
         build_priors(family, np.array([0.1]), [dist.Normal(0, 1)])
+
+
+@pytest.mark.parametrize("family", act.FAMILIES)
+def test_restore_priors_inverts_describe_priors(family):
+    priors = build_priors(act.get(family), np.array([0.05, 0.3]))
+    restored = restore_priors(json.loads(json.dumps(describe_priors(priors))))
+    before, after = describe_priors(priors), describe_priors(restored)
+    assert after.keys() == before.keys()
+    for name, described in before.items():  # the rebuilt parameters are float32
+        assert after[name]["distribution"] == described["distribution"]
+        for arg, value in described.items():
+            if arg != "distribution":
+                np.testing.assert_allclose(after[name][arg], value, rtol=1e-6)
+    assert all(restored[n].event_shape == (2,) for n in priors)
