@@ -46,11 +46,11 @@ DATASETS = ("ns1", "songbird", "torc")
 #: (100 ms; the unit's STA peaks at 15 ms).
 FULL = dict(chains=4, warmup=500, draws=1000, ns1_lags=15, ns1_freq=34, songbird_lags=12,
             songbird_freq=16, songbird_rebin=2, torc_lags=20, torc_freq=30, neurons=None,
-            families=FAMILIES, priors=PRIORS)
+            families=FAMILIES, priors=PRIORS, kfold=0)
 #: --quick: one neuron per dataset, one family, one prior, few draws, smaller problems.
 QUICK = dict(chains=2, warmup=20, draws=20, ns1_lags=8, ns1_freq=12, songbird_lags=8,
              songbird_freq=8, songbird_rebin=2, torc_lags=8, torc_freq=10, neurons=1,
-             families=("softplus",), priors=("ridge",))
+             families=("softplus",), priors=("ridge",), kfold=0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="keep the fits already in the JSON next to --out")
     for name in ("chains", "warmup", "draws", "ns1_lags", "ns1_freq", "songbird_lags",
-                 "songbird_freq", "songbird_rebin", "torc_lags", "torc_freq", "neurons"):
+                 "songbird_freq", "songbird_rebin", "torc_lags", "torc_freq", "neurons", "kfold"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                             help=f"override (full: {FULL[name]}, quick: {QUICK[name]})")
     args = parser.parse_args(argv)
@@ -111,6 +111,25 @@ def load_datasets(args) -> dict:
 
 
 # ---- fits --------------------------------------------------------------------------------------
+
+def which_nonlinearity(dataset: str, neuron: str, train, n_lags: int, s: dict) -> list[dict]:
+    """The families compared on one neuron's training sounds by k-fold over sounds
+    (`bayesstrf.compare`, ``method="kfold"``, ridge prior): one row per family, best first."""
+    import bayesstrf
+
+    start = time.perf_counter()
+    comparison = bayesstrf.compare(train, s["families"], method="kfold", folds=s["kfold"],
+                                   strf="ridge", n_lags=n_lags, chains=s["chains"],
+                                   warmup=s["warmup"], draws=s["draws"], seed=0,
+                                   progress=False)
+    seconds = time.perf_counter() - start
+    return [{"dataset": dataset, "neuron": neuron, "family": family, "method": "kfold",
+             "folds": min(s["kfold"], train.n_segments), "rank": int(row["rank"]),
+             "elpd": float(row["elpd"]), "se": float(row["se"]),
+             "elpd_diff": float(row["elpd_diff"]), "dse": float(row["dse"]),
+             "seconds": seconds, "n_lags": n_lags, "n_freq": train.n_freq, "dt": train.dt}
+            for family, row in comparison.table.iterrows()]
+
 
 def map_fit(train, family_name: str, n_lags: int, seed: int = 0):
     """MAP of the LN model under the ridge prior, as a one-chain, one-draw DataTree that the
@@ -222,7 +241,7 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
     if len(commits) > 1:  # --resume kept rows of earlier runs
         lines += [f"Rows come from commits {', '.join(commits)} (`--resume`): each row's "
                   "commit is in the JSON.", ""]
-    frame = pd.DataFrame([r for r in rows if "error" not in r])
+    frame = pd.DataFrame([r for r in rows if "error" not in r and r["method"] != "kfold"])
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         part = frame[frame.dataset == dataset] if len(frame) else frame
         first = next(r for r in rows if r["dataset"] == dataset)
@@ -258,11 +277,37 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
                     f"{_cell(r.get('max_rhat'))} | "
                     f"{_cell(r.get('min_ess_bulk'), 0)} | {_cell(r.get('divergences'), 0)} | "
                     f"{_cell(r['seconds'], 0)} |")
+        lines += kfold_markdown([r for r in rows if r["dataset"] == dataset
+                                 and r["method"] == "kfold" and "error" not in r])
         errors = [r for r in rows if r["dataset"] == dataset and "error" in r]
         lines += [""] + [f"- failed: {r['neuron']} {r['family']} {r['method']}: {r['error']}"
                          for r in errors]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def kfold_markdown(rows: list[dict]) -> list[str]:
+    """The section answering "which nonlinearity": per neuron, the k-fold ranking."""
+    if not rows:
+        return []
+    neurons = dict.fromkeys(r["neuron"] for r in rows)
+    lines = ["", f"Which nonlinearity: k-fold by sound ({rows[0]['folds']} folds of the training "
+             "sounds, ridge prior, the same NUTS settings), elpd difference to the first-ranked "
+             "family and its SE (`bayesstrf.compare(..., method='kfold')`):", "",
+             "| neuron | first | second (diff +- SE) | third (diff +- SE) | second > 2 SE "
+             "behind | s |", "|---|---|---|---|---|---|"]
+    clear = 0
+    for neuron in neurons:
+        ranked = sorted((r for r in rows if r["neuron"] == neuron), key=lambda r: r["rank"])
+        behind = [f"{r['family']} ({r['elpd_diff']:.1f} +- {r['dse']:.1f})" for r in ranked[1:]]
+        decided = len(ranked) > 1 and -ranked[1]["elpd_diff"] > 2 * ranked[1]["dse"]
+        clear += decided
+        cells = [neuron, ranked[0]["family"], *behind, *["–"] * (2 - len(behind)),
+                 "yes" if decided else "no", _cell(ranked[0]["seconds"], 0)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"{clear} of {len(neurons)} neuron(s) prefer one family by more than 2 SE "
+              "over the second.", ""]
+    return lines
 
 
 def write(out: Path, rows: list[dict], env: dict, settings: dict) -> None:
@@ -287,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for r in json.loads(args.out.with_suffix(".json").read_text())["rows"]
                 if "error" not in r]
         done = {(r["dataset"], r["neuron"], r["family"], r["method"]) for r in rows}
+        done |= {(r["dataset"], r["neuron"], "kfold") for r in rows if r["method"] == "kfold"}
     started = time.perf_counter()
     for dataset, (recording, test_ids, n_lags) in load_datasets(args).items():
         neurons = range(recording.n_neurons if s["neurons"] is None
@@ -311,6 +357,18 @@ def main(argv: list[str] | None = None) -> int:
                           f"bits/spike {_cell(row.get('bits_per_spike'))} "
                           f"r_hat {_cell(row.get('max_rhat'))} {row.get('error', '')}",
                           flush=True)
+            if s["kfold"] and (dataset, neuron, "kfold") not in done:
+                try:
+                    found = which_nonlinearity(dataset, neuron, train, n_lags, s)
+                except Exception as error:  # keep a long run going; the table says why
+                    found = [{"dataset": dataset, "neuron": neuron, "family": "all",
+                              "method": "kfold", "n_lags": n_lags, "n_freq": train.n_freq,
+                              "dt": train.dt, "error": f"{type(error).__name__}: {error}"}]
+                rows += [row | {"commit": env["commit"]} for row in found]
+                write(args.out, rows, env, s)
+                print(f"[{time.perf_counter() - started:6.0f} s] {dataset} {neuron} k-fold: "
+                      + ", ".join(f"{r['family']} {_cell(r.get('elpd_diff'), 1)}" for r in found),
+                      flush=True)
     print(f"wrote {args.out} and {args.out.with_suffix('.json')} "
           f"({time.perf_counter() - started:.0f} s)")
     return 0

@@ -182,3 +182,24 @@ def test_ns1_spectrogram_recipe_on_a_tone():
     assert centres[steady.mean(1).argmax()] == pytest.approx(2000.0)
     # the triangles partition the power: the bands add up to the tone's level
     np.testing.assert_allclose(10 * np.log10((10 ** (steady / 10)).sum(0)), 80.0, atol=0.1)
+
+
+def test_real_data_kfold_section_counts_neurons_decided_by_more_than_two_se():
+    from benchmarks.real_data import kfold_markdown
+
+    def rows(neuron, diffs):  # (family, elpd_diff, dse) best first
+        return [{"neuron": neuron, "family": family, "rank": rank, "elpd_diff": diff,
+                 "dse": dse, "folds": 4, "seconds": 60.0}
+                for rank, (family, diff, dse) in enumerate(diffs)]
+
+    lines = kfold_markdown(
+        rows("a", [("softplus", 0.0, 0.0), ("sigmoid", -9.0, 4.0), ("double_exponential",
+                                                                      -20.0, 5.0)])
+        + rows("b", [("sigmoid", 0.0, 0.0), ("softplus", -3.0, 2.0),
+                     ("double_exponential", -4.0, 2.5)]))
+    table = [line for line in lines if line.startswith("| a") or line.startswith("| b")]
+    assert table[0].split(" | ")[1:4] == ["softplus", "sigmoid (-9.0 +- 4.0)",
+                                          "double_exponential (-20.0 +- 5.0)"]
+    assert table[0].split(" | ")[4] == "yes" and table[1].split(" | ")[4] == "no"
+    assert "1 of 2 neuron(s) prefer one family by more than 2 SE" in "\n".join(lines)
+    assert kfold_markdown([]) == []
