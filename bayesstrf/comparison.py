@@ -134,11 +134,18 @@ def _neuron_part(loo: azs.ELPDData, lpd: np.ndarray, mine: np.ndarray) -> azs.EL
 
 
 def _refit_units(loo: azs.ELPDData, lpd: np.ndarray, units: np.ndarray, log_lik: xr.DataArray,
-                 recording: Recording, activation: str, block_bins: int,
+                 recording: Recording, full: xr.DataTree, block_bins: int,
                  fit_kwargs: dict) -> azs.ELPDData:
     """``loo`` with the units ``units`` scored exactly: each left out of the recording (its
     counts missing), the model refitted, the unit's log predictive density computed from the
-    refit's draws. Their Pareto k becomes 0 (no importance sampling is left)."""
+    refit's draws. Their Pareto k becomes 0 (no importance sampling is left).
+
+    Each refit starts from ``full``, the fit to the whole recording (``fit(start=full)``):
+    leaving one unit out moves the posterior little, so its draws and their covariance are a
+    warmed-up start, and the refit's one warmup stage is as long as ``full``'s second."""
+    activation = full.attrs["activation"]
+    warmup = json.loads(full.attrs["sampler"])["warmup"]
+    refit_kwargs = fit_kwargs | {"warmup": warmup - warmup // 2, "start": full}
     exact = copy.deepcopy(loo)
     elpd_i, pareto_k = exact.elpd_i.values.copy(), exact.pareto_k.values.copy()
     for i in units:
@@ -147,7 +154,7 @@ def _refit_units(loo: azs.ELPDData, lpd: np.ndarray, units: np.ndarray, log_lik:
         segment_id, block = label.rsplit(":", 1)
         segment = list(recording.segment_ids).index(segment_id)
         bins = slice(int(block) * block_bins, (int(block) + 1) * block_bins)
-        refit = _fit_logged(recording.without(neuron, segment, bins), activation, fit_kwargs,
+        refit = _fit_logged(recording.without(neuron, segment, bins), activation, refit_kwargs,
                             f"{activation} without unit {label} of neuron {neuron}")
         draws = log_likelihood(refit, recording, block_bins=block_bins)
         draws = draws.isel(neuron=neuron).sel(block=label).values.ravel()
@@ -302,7 +309,7 @@ def compare(
     if method == "auto" and isinstance(fits_or_recording, Recording) and 0 < bad.size <= (
             MAX_REFITS):
         loos[first] = _refit_units(loos[first], lpd[first], bad, pointwise[first], recording,
-                                   first, block_bins, fit_kwargs)
+                                   fits[first], block_bins, fit_kwargs)
         unit += f"; {bad.size} unit(s) of {first} still above: refitted without each, exactly"
         table = _loo_table(loos)
     neuron_of_unit = next(iter(pointwise.values()))["neuron"].values

@@ -6,7 +6,9 @@ covariance; warm up in two stages, each with a fixed dense metric and an adapted
 first the Laplace covariance, starting every chain at the MAP with a small jitter, then the
 covariance of the second half of the first stage's draws, pooled over chains, with its
 correlations shrunk towards the Laplace's (`bayesstrf.metric.draws_covariance`); sample; compute
-the log-likelihood summed per segment; return an ``xarray.DataTree``.
+the log-likelihood summed per segment; return an ``xarray.DataTree``. Given a previous fit of
+the same model (``start``, e.g. for a refit without a few counts), warmup is one stage from its
+last draws, with the covariance of its draws as the metric (`warm_start`).
 
 Why not NumPyro's own dense adaptation: its windows estimate a ``D x D`` covariance from 25,
 50, 100 ... draws of one chain, far fewer than ``D`` (~200 for a 16 x 12 STRF), and the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -236,13 +239,13 @@ def one_adaptation_window():
         hmc_util.build_adaptation_schedule = previous
 
 
-def warmup_draws(mcmc: MCMC, model, model_args: tuple, neuronwise: bool) -> np.ndarray:
-    """Second half of the collected warmup draws, unconstrained and pooled over chains:
-    ``(n, D)`` in ``ravel_pytree`` order, or per neuron ``(N, n, D)`` in
-    `bayesstrf.metric.neuron_rows` order."""
-    samples = mcmc.get_samples(group_by_chain=True)
-    half = next(iter(samples.values())).shape[1] // 2
-    unconstrained = {name: biject_to(support).inv(samples[name][:, half:])
+def pooled_draws(samples: dict, model, model_args: tuple, neuronwise: bool,
+                 first: int = 0) -> np.ndarray:
+    """Draws ``(chain, draw, ...)`` of the model's latent sites from draw ``first`` on,
+    unconstrained and pooled over chains: ``(n, D)`` in ``ravel_pytree`` order, or per neuron
+    ``(N, n, D)`` in `bayesstrf.metric.neuron_rows` order."""
+    unconstrained = {name: biject_to(support).inv(jnp.asarray(samples[name][:, first:],
+                                                              jnp.float32))
                      for name, support in latent_supports(model, model_args).items()}
     if neuronwise:
         rows = np.asarray(metrics.neuron_rows(unconstrained, batch_ndim=2), dtype=float)
@@ -296,22 +299,65 @@ def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, 
     with one_adaptation_window():
         explore.warmup(key_explore, *args, init_params=per_chain(chain_starts(
             point, chains, key_jitter), chains), collect_warmup=True, **problem.kwargs)
-    metric = metrics.draws_covariance(warmup_draws(explore, model, args, neuronwise), laplace)
-    step_size = np.asarray(explore.last_state.adapt_state.step_size, dtype=float)
-    step_size = (step_size.reshape(-1, metric.shape[0]).mean(0) if neuronwise
-                 else float(step_size.mean()))
     logger.info("warmup 2/2: %d iterations x %d chains, metric of the pooled warmup draws",
                 warmup - warmup // 2, chains)
-    mcmc = make_mcmc(problem, metric, warmup - warmup // 2, draws, chains,
-                     step_size=step_size, **nuts)
-    # collecting the warmup draws, as the first stage did, makes both stages one compiled
-    # program when they are equally long (bayesstrf.compilation)
-    with one_adaptation_window():
-        mcmc.warmup(key_sample, *args, init_params=explore.last_state.z, collect_warmup=True,
-                    **problem.kwargs)
-    jax.block_until_ready(mcmc.post_warmup_state)  # JAX dispatches asynchronously
+    samples = explore.get_samples(group_by_chain=True)
+    half = next(iter(samples.values())).shape[1] // 2
+    metric = metrics.draws_covariance(pooled_draws(samples, model, args, neuronwise, half),
+                                      laplace)
+    mcmc = last_stage(problem, key_sample, explore.last_state.z, metric,
+                      _mean_step_size(explore.last_state.adapt_state.step_size, metric),
+                      warmup - warmup // 2, draws, chains, nuts)
     timings = {"map": map_seconds, "warmup": time.perf_counter() - start, "sampling": 0.0}
     return mcmc, metric, timings
+
+
+def warm_start(problem: Problem, previous: xr.DataTree, key, warmup: int, draws: int,
+               chains: int, nuts: dict):
+    """Warm up from a previous fit of the same model, e.g. on the same recording with a few
+    counts left out: one stage of ``warmup`` iterations (no MAP, no Laplace stage), its metric
+    the covariance of the previous draws (`bayesstrf.metric.draws_covariance`, correlations
+    shrunk towards none by ``D / (n + D)``), its first step size the previous mean, each chain
+    starting from the last draw of the same chain. Returns like `map_and_warmup`."""
+    start = time.perf_counter()
+    posterior = previous["posterior"]
+    sites = latent_supports(problem.model, problem.args)
+    samples = {name: posterior[name].values for name in sites}
+    draws_so_far = pooled_draws(samples, problem.model, problem.args,
+                                problem.single_model is not None)
+    variances = draws_so_far.var(-2)
+    metric = metrics.draws_covariance(draws_so_far, variances[..., None] * np.eye(
+        variances.shape[-1]))
+    last = {name: biject_to(support).inv(jnp.asarray(samples[name][:, -1], jnp.float32))
+            for name, support in sites.items()}
+    logger.info("warmup: %d iterations x %d chains from the previous fit's draws and metric",
+                warmup, chains)
+    step_size = previous["sample_stats"]["step_size"].mean(("chain", "draw")).values
+    mcmc = last_stage(problem, key, per_chain(last, chains), metric,
+                      _mean_step_size(step_size, metric), warmup, draws, chains, nuts)
+    return mcmc, metric, {"map": 0.0, "warmup": time.perf_counter() - start, "sampling": 0.0}
+
+
+def last_stage(problem: Problem, key, init, metric: np.ndarray, step_size, warmup: int,
+               draws: int, chains: int, nuts: dict) -> MCMC:
+    """The warmup stage that hands its state to sampling: ``metric`` fixed, the step size
+    adapted from ``step_size`` by one dual averaging. Returns the warmed-up MCMC."""
+    mcmc = make_mcmc(problem, metric, warmup, draws, chains, step_size=step_size, **nuts)
+    # collecting the warmup draws, as the first stage does, makes both stages one compiled
+    # program when they are equally long (bayesstrf.compilation)
+    with one_adaptation_window():
+        mcmc.warmup(key, *problem.args, init_params=init, collect_warmup=True, **problem.kwargs)
+    jax.block_until_ready(mcmc.post_warmup_state)  # JAX dispatches asynchronously
+    return mcmc
+
+
+def _mean_step_size(step_size, metric: np.ndarray):
+    """Step sizes of a previous stage, averaged over chains: one per neuron for a metric
+    ``(N, D, D)``, else one."""
+    step_size = np.asarray(step_size, dtype=float)
+    if np.ndim(metric) == 3:
+        return step_size.reshape(-1, metric.shape[0]).mean(0)
+    return float(step_size.mean())
 
 
 def sample_draws(mcmc: MCMC, problem: Problem, draws: int, so_far: checkpoints.Checkpoint,
@@ -426,6 +472,7 @@ def fit(
     checkpoint_every: int = 100,
     pooling: str | None = None,
     drive: str = "auto",
+    start: xr.DataTree | None = None,
 ) -> xr.DataTree:
     """Sample the posterior of an LN-Poisson STRF model with NUTS.
 
@@ -472,6 +519,11 @@ def fit(
     drive : {"auto", "lag_matrix", "conv"}
         How the drive is computed (`bayesstrf.design`): ``"auto"`` materialises the lag
         matrix when it fits `bayesstrf.design.LAG_MATRIX_BYTES`, else convolves.
+    start : DataTree, optional
+        A fit of the same model (activation, STRF prior, lags, chains, neurons), e.g. to
+        the same recording with some counts left out: warmup skips the MAP and the Laplace
+        stage and runs one stage of ``warmup`` iterations from its last draws, with the
+        covariance of its draws as the metric (`warm_start`). For exact leave-out refits.
 
     Returns
     -------
@@ -528,6 +580,9 @@ def fit(
                 "neuronwise": neuronwise, "pooling": pooling,
                 "drive": engine,
                 "priors": describe_priors(prior_set), **nuts, "progress": None}
+    if start is not None:
+        _check_start(start, settings, recording)
+        settings["start"] = _draws_digest(start)
     key = checkpoints.fingerprint(recording, settings) if checkpoint else ""
     if checkpoint and Path(checkpoint).exists():
         saved = checkpoints.load(checkpoint, key)
@@ -536,8 +591,9 @@ def fit(
         mcmc.post_warmup_state = checkpoints.restore_state(template, saved.leaves)
         progress_so_far = saved
     else:
-        mcmc, metric, timings = map_and_warmup(problem, key_warmup, warmup, draws, chains,
-                                               nuts)
+        mcmc, metric, timings = (
+            map_and_warmup(problem, key_warmup, warmup, draws, chains, nuts) if start is None
+            else warm_start(problem, start, key_warmup, warmup, draws, chains, nuts))
         progress_so_far = checkpoints.Checkpoint([], {}, {}, 0, metric, timings)
         if checkpoint:
             checkpoints.save(checkpoint, key, mcmc.post_warmup_state, progress_so_far)
@@ -566,7 +622,9 @@ def fit(
             "chains": chains, "warmup": warmup, "draws": draws, "chain_method": chain_method,
             "drive": engine,
             "target_accept": target_accept, "max_tree_depth": max_tree_depth,
-            "metric": "dense: Laplace at the MAP, then warmup draws", "init": "map+jitter",
+            "metric": "dense: Laplace at the MAP, then warmup draws" if start is None
+                      else "dense: the previous fit's draws",
+            "init": "map+jitter" if start is None else f"previous fit {settings['start']}",
             "nuts": f"one per neuron ({choose_neuron_method()}), one program" if neuronwise
                     else "joint",
         }),
@@ -578,6 +636,38 @@ def fit(
     tree = to_datatree(samples, sample_stats(extra, max_tree_depth), recording, strf_prior, attrs)
     tree["log_likelihood"] = xr.DataTree(log_likelihood(tree, recording).to_dataset())
     return tree
+
+
+def _check_start(start, settings: dict, recording: Recording) -> None:
+    """Refuse a ``start`` fit of another model, naming what differs."""
+    if not isinstance(start, xr.DataTree) or not {"posterior", "sample_stats"} <= set(
+            start.children):
+        raise TypeError(f"start: expected a DataTree from bayesstrf.fit, found "
+                        f"{type(start).__name__}")
+    attrs, posterior = start.attrs, start["posterior"]
+    found = {
+        "activation": attrs.get("activation"),
+        "strf": json.loads(attrs.get("strf_prior", "null")),
+        "n_lags": attrs.get("n_lags"),
+        "pooling": json.loads(attrs.get("pooling", "null")),
+        "chains": posterior.sizes.get("chain"),
+        "neurons": [str(n) for n in posterior["neuron"].values] if "neuron" in posterior.coords
+                   else None,
+    }
+    expected = json.loads(json.dumps({name: settings.get(name) for name in found})) | {
+        "neurons": [str(n) for n in recording.neuron_ids]}
+    for name, value in found.items():
+        if value != expected[name]:
+            raise ValueError(f"start: expected a fit with {name} {expected[name]!r} like this "
+                             f"one, found {value!r}")
+
+
+def _draws_digest(tree: xr.DataTree) -> str:
+    """Short digest of a fit's posterior draws (identifies a ``start`` in checkpoints)."""
+    digest = hashlib.sha256()
+    for name in sorted(tree["posterior"].data_vars):
+        digest.update(np.ascontiguousarray(tree["posterior"][name].values).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def to_datatree(samples, stats, recording: Recording, strf_prior, attrs) -> xr.DataTree:

@@ -108,6 +108,28 @@ def test_bad_arguments_are_named(tiny_simulation, kwargs, error, pattern):
         fit(tiny_simulation.recording, **{**TINY_FIT, **kwargs})
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"activation": "sigmoid"}, ValueError,
+         r"start: expected a fit with activation 'sigmoid' like this one, found 'softplus'"),
+        ({"n_lags": 4}, ValueError, r"start: expected a fit with n_lags 4 .* found 3"),
+        ({"chains": 1}, ValueError, r"start: expected a fit with chains 1 .* found 2"),
+        ({"strf": "smooth"}, ValueError, r"start: expected a fit with strf"),
+    ],
+)
+def test_a_start_of_another_model_is_refused(tiny_simulation, tiny_fit, kwargs, error,
+                                             pattern):
+    with pytest.raises(error, match=pattern):
+        fit(tiny_simulation.recording, **{**TINY_FIT, **kwargs, "start": tiny_fit})
+
+
+def test_a_start_that_is_not_a_fit_is_refused(tiny_simulation):
+    with pytest.raises(TypeError, match=r"start: expected a DataTree from bayesstrf.fit, "
+                                        r"found dict"):
+        fit(tiny_simulation.recording, **TINY_FIT, start={})
+
+
 def test_recording_type_is_checked():
     with pytest.raises(TypeError, match=r"recording: expected a bayesstrf.Recording, found dict"):
         fit({"counts": []})
