@@ -196,6 +196,13 @@ def _output_args(parser: argparse.ArgumentParser) -> None:
                              "else on stderr")
 
 
+def _report_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--neurons", nargs="+", default=None, metavar="ID",
+                        help="neuron ids whose STRF, nonlinearity and PSTH the report draws "
+                             "(default: every neuron up to 12, none above: population "
+                             "summaries instead)")
+
+
 def _timings(tree) -> dict:
     seconds = {k: float(tree.attrs[f"{k}_seconds"]) for k in ("map", "warmup", "sampling")}
     return seconds | {"total": sum(seconds.values())}
@@ -337,7 +344,7 @@ def cmd_compare(args) -> None:
     from bayesstrf.comparison import compare
     from bayesstrf.diagnostics import diagnose
     from bayesstrf.io import read_recording, save_fit
-    from bayesstrf.report import OUTPUTS, diagnostics_record, write_report
+    from bayesstrf.report import OUTPUTS, detail_neurons, diagnostics_record, write_report
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -347,6 +354,7 @@ def cmd_compare(args) -> None:
                    out / "train.npz", out / "test.npz"]:
         _check_output(target, args.force)
     recording = read_recording(args.data)
+    detail_neurons(recording, args.neurons, name="--neurons")  # before the fits, not after
     train, test = recording.split(args.test_segments) if args.test_segments else (recording, None)
     args.console.info(f"data: {train}" + (f"; held out: {test}" if test else ""))
     result = compare(train, tuple(args.activations), method=args.method, **_fit_kwargs(args))
@@ -368,7 +376,8 @@ def cmd_compare(args) -> None:
     if truth is not None:
         args.console.result(f"truth: simulated with {truth} ({truth_file}); ranked first: "
                             f"{result.table.index[0]}")
-    report = write_report(result, train, out, test=test, overwrite=args.force, truth=truth)
+    report = write_report(result, train, out, test=test, overwrite=args.force, truth=truth,
+                          neurons=args.neurons)
     args.console.result(f"wrote {', '.join(str(t) for t in targets.values())}")
     args.console.result(f"report: {report}")
     args.console.emit({
@@ -384,7 +393,7 @@ def cmd_compare(args) -> None:
 def cmd_report(args) -> None:
     from bayesstrf.comparison import compare
     from bayesstrf.io import load_fit, read_recording
-    from bayesstrf.report import write_report
+    from bayesstrf.report import detail_neurons, write_report
 
     folder = Path(args.results)
     paths = sorted(folder.glob("fit_*.nc"))
@@ -395,9 +404,10 @@ def cmd_report(args) -> None:
         )
     fits = {path.stem.removeprefix("fit_"): load_fit(path) for path in paths}
     train = read_recording(folder / "train.npz")
+    detail_neurons(train, args.neurons, name="--neurons")  # before the comparison, not after
     test = read_recording(folder / "test.npz") if (folder / "test.npz").is_file() else None
     result = compare(fits, recording=train)
-    report = write_report(result, train, folder, test=test, overwrite=True)
+    report = write_report(result, train, folder, test=test, overwrite=True, neurons=args.neurons)
     args.console.result(str(result))
     args.console.result(f"report: {report}")
     args.console.emit({"command": "report", "results": folder, "report": report,
@@ -455,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--method", default="auto", choices=("auto", "loo", "kfold"),
                          help="held-out estimate: PSIS-LOO, moment matched where Pareto k > 0.7 "
                          "(auto, default), plain PSIS-LOO, or k-fold refits by segment")
+    _report_args(compare)
     _sampler_args(compare)
     _output_args(compare)
     compare.set_defaults(run=cmd_compare)
@@ -462,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rewrite the HTML report of a compare folder",
                             **text)
     report.add_argument("results", help="folder written by 'bayesstrf compare'")
+    _report_args(report)
     _output_args(report)
     report.set_defaults(run=cmd_report)
     return parser
