@@ -32,7 +32,12 @@ demo: $(VENV)/.installed
 # The notebooks run in quick mode (tiny sizes, short chains): a smoke test of each tutorial.
 # Compiling NUTS dominates, about 45 s of CPU per fit, 7 fits in all; the cell timeout is
 # per cell.
+# Headless Chromium for the report's screenshot test: installed where apt-get runs as root
+# (about 25 s), otherwise that one test is skipped with its reason.
 test: $(VENV)/.installed
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	  >/dev/null; } || echo "no Chromium: the report's screenshot test will be skipped" >&2
 	$(PY) -m ruff check bayesstrf tests notebooks
 	$(PY) -m pytest -q -m "not slow"
 	BAYESSTRF_QUICK=1 $(PY) -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=1800 notebooks

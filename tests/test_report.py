@@ -2,6 +2,7 @@
 
 import base64
 import json
+import html
 import re
 import shutil
 import subprocess
@@ -81,6 +82,10 @@ def test_report_renders_in_headless_chromium(comparison, tiny_simulation, tmp_pa
                          text=True, timeout=120, check=True).stdout
     found, broken = map(int, re.search(r'id="probe">(\d+):(\d+)<', dom).groups())
     assert (found, broken) == (1 + 2 * 2 * 3, 0)  # comparison + neurons x models x 3
+    # the verdict is on the rendered page, before any figure
+    verdict = html.escape(comparison.verdict()).lower()
+    assert "Verdict" in dom and verdict in dom.lower()
+    assert dom.lower().index(verdict) < dom.index("<img")
     shot = tmp_path / "shot.png"
     subprocess.run([*browser, f"--screenshot={shot}", "--window-size=1200,2400", path.as_uri()],
                    capture_output=True, timeout=120, check=True)
