@@ -316,18 +316,15 @@ def warm_start(problem: Problem, previous: xr.DataTree, key, warmup: int, draws:
                chains: int, nuts: dict):
     """Warm up from a previous fit of the same model, e.g. on the same recording with a few
     counts left out: one stage of ``warmup`` iterations (no MAP, no Laplace stage), its metric
-    the covariance of the previous draws (`bayesstrf.metric.draws_covariance`, correlations
-    shrunk towards none by ``D / (n + D)``), its first step size the previous mean, each chain
-    starting from the last draw of the same chain. Returns like `map_and_warmup`."""
+    the covariance of the previous draws (`bayesstrf.metric.posterior_covariance`), its first
+    step size the previous mean, each chain starting from the last draw of the same chain.
+    Returns like `map_and_warmup`."""
     start = time.perf_counter()
     posterior = previous["posterior"]
     sites = latent_supports(problem.model, problem.args)
     samples = {name: posterior[name].values for name in sites}
-    draws_so_far = pooled_draws(samples, problem.model, problem.args,
-                                problem.single_model is not None)
-    variances = draws_so_far.var(-2)
-    metric = metrics.draws_covariance(draws_so_far, variances[..., None] * np.eye(
-        variances.shape[-1]))
+    metric = metrics.posterior_covariance(pooled_draws(samples, problem.model, problem.args,
+                                                       problem.single_model is not None))
     last = {name: biject_to(support).inv(jnp.asarray(samples[name][:, -1], jnp.float32))
             for name, support in sites.items()}
     logger.info("warmup: %d iterations x %d chains from the previous fit's draws and metric",

@@ -67,6 +67,25 @@ def draws_covariance(draws: np.ndarray, laplace: np.ndarray) -> np.ndarray:
     return (1 - weight) * sample + weight * _rescaled(laplace, _sd(sample))
 
 
+def posterior_covariance(draws: np.ndarray) -> np.ndarray:
+    """Covariance of a fit's draws ``(..., n, D)`` as a metric: the sample covariance when
+    ``n > 2 D``; from fewer draws, `draws_covariance` with the draws' own variances as the
+    prior guess (correlations shrunk towards none by ``D / (n + D)``).
+
+    No shrinkage where the draws suffice: the STRF weights of a natural stimulus are strongly
+    correlated, and shrinking a correlation of 0.99 to 0.93 widens that direction's
+    conditional spread 7-fold (measured on the demo's softplus neurons, refits from the full
+    fit: 15 -> 19-23 leapfrogs per draw with the draws' correlations shrunk by 6%).
+    """
+    n, dim = draws.shape[-2:]
+    centred = draws - draws.mean(-2, keepdims=True)
+    sample = np.swapaxes(centred, -1, -2) @ centred / max(n - 1, 1)
+    if n > 2 * dim:
+        return sample
+    return draws_covariance(draws, np.diagonal(sample, axis1=-2, axis2=-1)[..., None]
+                            * np.eye(dim))
+
+
 def _sd(covariance: np.ndarray) -> np.ndarray:
     return np.sqrt(np.diagonal(covariance, axis1=-2, axis2=-1))
 

@@ -191,7 +191,8 @@ def evaluate(dataset: str, neuron: str, train, test, n_lags: int, family: str, m
     if method != "map":
         diagnostics = bayesstrf.diagnose(fit)
         table = diagnostics.table.iloc[0]
-        row |= {"max_rhat": float(table.max_rhat), "min_ess_bulk": float(table.min_ess_bulk),
+        row |= {"max_rhat": float(table.max_rhat), "worst_rhat": str(table.worst_rhat),
+                "min_ess_bulk": float(table.min_ess_bulk),
                 "min_ess_tail": float(table.min_ess_tail),
                 "divergences": diagnostics.divergences, "saturated": diagnostics.saturated,
                 "converged": bool(diagnostics.ok),
@@ -213,6 +214,13 @@ def _cell(value, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def _rhat(row: dict) -> str:
+    """Max r_hat, with the parameter it belongs to when over 1.01 (where known)."""
+    worst = row.get("worst_rhat")
+    failed = (row.get("max_rhat") or 0) >= 1.01 and isinstance(worst, str)
+    return _cell(row.get("max_rhat")) + (f" ({worst})" if failed else "")
 
 
 def markdown(rows: list[dict], env: dict, settings: dict) -> str:
@@ -274,7 +282,7 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
                     f"| {r['neuron']} | {r['family']} | {r['method']} | "
                     f"{_cell(r['cc_norm'])}{interval} | {_cell(r['bits_per_spike'])} | "
                     f"{_cell(r['lpd'], 1)} | {_cell(r.get('coverage'))} | {beta} | "
-                    f"{_cell(r.get('max_rhat'))} | "
+                    f"{_rhat(r)} | "
                     f"{_cell(r.get('min_ess_bulk'), 0)} | {_cell(r.get('divergences'), 0)} | "
                     f"{_cell(r['seconds'], 0)} |")
         lines += kfold_markdown([r for r in rows if r["dataset"] == dataset

@@ -17,6 +17,7 @@ from bayesstrf.metric import (
     neuron_point,
     neuron_rows,
     positive_inverse,
+    posterior_covariance,
 )
 from bayesstrf.population import choose_neuron_method
 from tests.conftest import TINY
@@ -76,6 +77,20 @@ def test_draws_covariance_keeps_the_draws_variances_and_shrinks_to_the_laplace_c
         expected = correlation * np.outer(sd, sd)
         np.testing.assert_allclose(np.diag(batched[n]), np.diag(sample), rtol=1e-12)
         np.testing.assert_allclose(batched[n], expected, rtol=1e-12)
+
+
+def test_posterior_covariance_is_the_sample_covariance_unless_draws_are_few():
+    rng = np.random.default_rng(1)
+    mixing = np.array([[1.0, 0.99, 0.0], [0.0, 0.14, 0.3], [0.0, 0.0, 2.0]])
+    many = rng.normal(size=(2, 40, 3)) @ mixing  # n = 40 > 2 D: no shrinkage at all
+    got = posterior_covariance(many)
+    for n in range(2):
+        np.testing.assert_allclose(got[n], np.cov(many[n], rowvar=False), rtol=1e-12)
+    few = many[:, :5]  # n = 5 <= 2 D: correlations shrunk towards none by D / (n + D)
+    sample = np.cov(few[0], rowvar=False)
+    expected = sample * (1 - 3 / 8) + np.diag(np.diag(sample)) * 3 / 8
+    np.testing.assert_allclose(posterior_covariance(few)[0], expected, rtol=1e-12)
+    assert np.all(np.linalg.eigvalsh(posterior_covariance(few[:, :2])) > 0)  # n < D: still PD
 
 
 def test_positive_inverse_clips_negative_curvature():

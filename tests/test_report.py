@@ -1,8 +1,8 @@
 """write_report: self-contained HTML with embedded figures, CSV/JSON summaries, no overwrite."""
 
 import base64
-import json
 import html
+import json
 import re
 import shutil
 import subprocess
