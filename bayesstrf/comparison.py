@@ -4,9 +4,10 @@ Time bins are not exchangeable, so the unit left out is a stretch of stimulus: a
 most `BLOCK_BINS` consecutive bins within a segment (a whole segment when shorter), with the
 log-likelihood summed over the block. ``method="loo"`` uses PSIS-LOO (ArviZ) over these units,
 pooled over neurons and per neuron, with stacking weights and Pareto-k checks; the default
-``method="auto"`` moment matches the units whose Pareto k is too high
-(`bayesstrf.moment_matching`), which makes most estimates reliable without refitting, then
-scores the first-ranked model's few remaining ones by exact refits; ``method="kfold"`` refits on
+``method="auto"`` moment matches the first-ranked model's units whose Pareto k is too high
+(`bayesstrf.moment_matching`; again for a new first model, if matching changed the order),
+which makes most estimates reliable without refitting, then scores the first-ranked model's
+few remaining ones by exact refits; ``method="kfold"`` refits on
 K folds of whole segments. `Comparison.verdict` says the result in one sentence.
 """
 
@@ -167,6 +168,25 @@ def _refit_units(loo: azs.ELPDData, lpd: np.ndarray, units: np.ndarray, log_lik:
     return exact
 
 
+def _match_from_the_first(loos: dict, fits: dict, trees: dict, recording: Recording,
+                          block_bins: int) -> list[str]:
+    """Moment match (in place) the first-ranked model's units above `PARETO_K_MAX`, re-rank,
+    and again while the first model has unmatched units above it; returns the matched models.
+
+    A lower-ranked model is left as PSIS-LOO scored it: where PSIS fails, it errs towards a
+    higher elpd, so matching could only move that model further behind the first (it becomes a
+    note, see `compare`)."""
+    matched = []
+    while True:
+        first = _loo_table(loos).index[0]
+        if first in matched or float(loos[first].pareto_k.max()) <= PARETO_K_MAX:
+            return matched
+        logger.info("moment matching %s", first)
+        loos[first] = loo_moment_matched(fits[first], recording, trees[first], loos[first],
+                                         block_bins, PARETO_K_MAX)
+        matched.append(first)
+
+
 def _loo_table(loos: dict[str, azs.ELPDData]) -> pd.DataFrame:
     """Ranking of models from their pointwise LOO results (same units for every model)."""
     table = azs.compare(loos, round_to="none")
@@ -240,9 +260,10 @@ def compare(
     activations : tuple of str
         Families to fit when given a recording.
     method : {"auto", "loo", "kfold"}
-        ``"loo"``: PSIS-LOO over blocks. ``"auto"``: the same, then, for the models with a
-        unit whose Pareto k exceeds 0.7, moment matching of those units
-        (`bayesstrf.moment_matching`; it needs the recording, and costs no refit); given a
+        ``"loo"``: PSIS-LOO over blocks. ``"auto"``: the same, then, if the first-ranked
+        model has a unit whose Pareto k exceeds 0.7, moment matching of those units, and of a
+        new first model's if the order changed (`bayesstrf.moment_matching`; it needs the
+        recording, and costs no refit; lower-ranked models are left to notes); given a
         recording, up to `MAX_REFITS` units of the first-ranked model still above 0.7 are
         then scored exactly, by a refit without each. ``"kfold"``: K-fold refits over
         segments (needs a recording; K refits per model).
@@ -292,14 +313,11 @@ def compare(
         unit = f"PSIS-LOO over blocks of at most {block_bins} bins within segments"
     trees = {name: loo_tree(fits[name], ll) for name, ll in log_liks.items()}
     loos = {name: pointwise_loo(tree) for name, tree in trees.items()}
-    high = [name for name, loo in loos.items() if float(loo.pareto_k.max()) > PARETO_K_MAX]
-    if method == "auto" and high and recording is not None:
-        for name in high:
-            logger.info("moment matching %s", name)
-            loos[name] = loo_moment_matched(fits[name], recording, trees[name], loos[name],
-                                            block_bins, PARETO_K_MAX)
-        unit += (f"; Pareto k > {PARETO_K_MAX} for {', '.join(high)}: those units moment "
-                 "matched (Paananen et al. 2021)")
+    if method == "auto" and recording is not None:
+        matched = _match_from_the_first(loos, fits, trees, recording, block_bins)
+        if matched:
+            unit += (f"; Pareto k > {PARETO_K_MAX} for {', '.join(matched)}: those units moment "
+                     "matched (Paananen et al. 2021)")
     pointwise = {name: tree["log_likelihood"]["counts"] for name, tree in trees.items()}
     lpd = {name: logsumexp(ll.values, axis=(0, 1)) - np.log(ll.sizes["chain"] * ll.sizes["draw"])
            for name, ll in pointwise.items()}

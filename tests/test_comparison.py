@@ -4,6 +4,7 @@ import json
 
 import arviz_stats as azs
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -105,3 +106,30 @@ def test_held_out_metrics_of_the_truth_are_calibrated():
     np.testing.assert_allclose(metrics["coverage"], 0.9, atol=0.012)
     np.testing.assert_allclose(metrics["cc_norm"], 1.0, atol=0.1)
     assert (metrics["bits_per_spike"] > 0).all()
+
+
+def test_auto_moment_matches_only_a_first_ranked_model(monkeypatch):
+    """Matching the first model's hard units may lower its elpd below the second's: the new
+    first is matched too; a model behind the first is never matched (its high k is a note)."""
+    from types import SimpleNamespace
+
+    from bayesstrf import comparison
+
+    def loo(elpd, k):
+        return SimpleNamespace(elpd=elpd, pareto_k=np.array([0.1, k]))
+
+    loos = {"a": loo(-100.0, 0.9), "b": loo(-101.0, 0.8), "c": loo(-150.0, 1.2)}
+    monkeypatch.setattr(comparison, "_loo_table", lambda loos: pd.DataFrame(
+        {"elpd": [v.elpd for v in loos.values()]}, index=list(loos)).sort_values(
+        "elpd", ascending=False))
+    matched_calls = []
+
+    def matched(fit, recording, tree, loo_, block_bins, k_max):  # matching costs 5 nats
+        matched_calls.append(fit)
+        return SimpleNamespace(elpd=loo_.elpd - 5.0, pareto_k=np.array([0.1, 0.5]))
+
+    monkeypatch.setattr(comparison, "loo_moment_matched", matched)
+    names = {name: name for name in loos}
+    assert comparison._match_from_the_first(loos, names, names, None, 100) == ["a", "b"]
+    assert matched_calls == ["a", "b"]
+    assert (loos["a"].elpd, loos["b"].elpd, loos["c"].elpd) == (-105.0, -106.0, -150.0)
