@@ -377,7 +377,7 @@ def cmd_compare(args) -> None:
         args.console.result(f"truth: simulated with {truth} ({truth_file}); ranked first: "
                             f"{result.table.index[0]}")
     report = write_report(result, train, out, test=test, overwrite=args.force, truth=truth,
-                          neurons=args.neurons)
+                          neurons=args.neurons, diagnostics=reports)
     args.console.result(f"wrote {', '.join(str(t) for t in targets.values())}")
     args.console.result(f"report: {report}")
     args.console.emit({

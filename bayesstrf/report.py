@@ -97,6 +97,7 @@ def write_report(
     overwrite: bool = False,
     truth: str | None = None,
     neurons=None,
+    diagnostics: dict | None = None,
 ) -> Path:
     """Write ``report.html``, ``summary.csv`` and ``diagnostics.json`` into ``out_dir``.
 
@@ -116,6 +117,9 @@ def write_report(
         Ids of the neurons whose STRF, nonlinearity and PSTH are drawn for every model.
         Default: all neurons up to `MAX_DETAILED_NEURONS`, none above (the report then shows
         population summaries; they are shown above it whatever ``neurons``).
+    diagnostics : dict of name -> Diagnostics, optional
+        `bayesstrf.diagnose` of every fit of ``comparison``, when already computed (it takes
+        seconds per fit for a population); computed otherwise.
 
     Returns
     -------
@@ -131,7 +135,13 @@ def write_report(
         if (out / name).exists() and not overwrite:
             raise FileExistsError(f"out_dir: {str(out / name)!r} exists; pass overwrite=True")
 
-    diagnostics = {name: diagnose(tree) for name, tree in comparison.fits.items()}
+    if diagnostics is None:
+        diagnostics = {name: diagnose(tree) for name, tree in comparison.fits.items()}
+    elif not isinstance(diagnostics, dict) or set(diagnostics) != set(comparison.fits):
+        found = sorted(diagnostics) if isinstance(diagnostics, dict) else type(
+            diagnostics).__name__
+        raise ValueError(f"diagnostics: expected the diagnose() of each fit "
+                         f"{sorted(comparison.fits)}, found {found}")
     metrics = {name: held_out_metrics(tree, test) for name, tree in comparison.fits.items()
                } if test is not None else {}
     summary = _summary(comparison, diagnostics, metrics)

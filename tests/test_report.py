@@ -92,3 +92,19 @@ def test_report_renders_in_headless_chromium(comparison, tiny_simulation, tmp_pa
     pixels = plt.imread(shot)[..., :3]
     assert pixels.shape[:2] == (2400, 1200)
     assert (pixels.mean(-1) < 0.9).mean() > 0.02  # text, tables and figures, not a blank page
+
+
+def test_given_diagnostics_are_used_and_checked(comparison, tiny_simulation, tmp_path):
+    from bayesstrf import diagnose
+
+    given = {name: diagnose(tree) for name, tree in comparison.fits.items()}
+    given["softplus"].table["max_rhat"] = 9.5  # not what diagnose says: the report shows it
+    write_report(comparison, tiny_simulation.recording, tmp_path / "a", diagnostics=given)
+    summary = pd.read_csv(tmp_path / "a" / "summary.csv", index_col=[0, 1])
+    assert (summary.loc["softplus", "max_rhat"] == 9.5).all()
+    assert (summary.loc["double_exponential", "max_rhat"] < 9).all()
+    with pytest.raises(ValueError, match=r"diagnostics: expected the diagnose\(\) of each fit "
+                                         r"\['double_exponential', 'softplus'\], found "
+                                         r"\['softplus'\]"):
+        write_report(comparison, tiny_simulation.recording, tmp_path / "c",
+                     diagnostics={"softplus": given["softplus"]})
