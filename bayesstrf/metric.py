@@ -61,8 +61,7 @@ def draws_covariance(draws: np.ndarray, laplace: np.ndarray) -> np.ndarray:
     0.016).
     """
     n, dim = draws.shape[-2:]
-    centred = draws - draws.mean(-2, keepdims=True)
-    sample = np.swapaxes(centred, -1, -2) @ centred / max(n - 1, 1)
+    sample = _sample_covariance(draws)
     weight = dim / (n + dim)
     return (1 - weight) * sample + weight * _rescaled(laplace, _sd(sample))
 
@@ -78,12 +77,17 @@ def posterior_covariance(draws: np.ndarray) -> np.ndarray:
     fit: 15 -> 19-23 leapfrogs per draw with the draws' correlations shrunk by 6%).
     """
     n, dim = draws.shape[-2:]
-    centred = draws - draws.mean(-2, keepdims=True)
-    sample = np.swapaxes(centred, -1, -2) @ centred / max(n - 1, 1)
+    sample = _sample_covariance(draws)
     if n > 2 * dim:
         return sample
     return draws_covariance(draws, np.diagonal(sample, axis1=-2, axis2=-1)[..., None]
                             * np.eye(dim))
+
+
+def _sample_covariance(draws: np.ndarray) -> np.ndarray:
+    """Sample covariance of draws ``(..., n, D)`` -> ``(..., D, D)``."""
+    centred = draws - draws.mean(-2, keepdims=True)
+    return np.swapaxes(centred, -1, -2) @ centred / max(draws.shape[-2] - 1, 1)
 
 
 def _sd(covariance: np.ndarray) -> np.ndarray:

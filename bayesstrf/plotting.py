@@ -324,14 +324,7 @@ def plot_comparison(table) -> Figure:
     """
     import pandas as pd
 
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"table: expected a pandas DataFrame, found {type(table).__name__}")
-    missing = [column for column in ("elpd", "se") if column not in table.columns]
-    if missing:
-        raise ValueError(
-            f"table: expected columns 'elpd' and 'se', missing {missing} "
-            f"(found {list(table.columns)})"
-        )
+    _check_table(table, ("elpd", "se"))
     if table.empty:
         raise ValueError("table: expected at least one model, found none")
     elpd = pd.to_numeric(table["elpd"], errors="coerce").to_numpy(float)
@@ -358,6 +351,20 @@ def plot_comparison(table) -> Figure:
     ax.set_xlabel("elpd (log scale; higher is better)")
     ax.legend(loc="best", fontsize="small")
     return fig
+
+
+def _check_table(table, columns: tuple[str, str]) -> None:
+    """Refuse a ``table`` argument that is not a DataFrame with both ``columns``."""
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table: expected a pandas DataFrame, found {type(table).__name__}")
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise ValueError(
+            f"table: expected columns '{columns[0]}' and '{columns[1]}', missing {missing} "
+            f"(found {list(table.columns)})"
+        )
 
 
 # ---- population summaries --------------------------------------------------------------------
@@ -481,16 +488,8 @@ def plot_convergence(table, *, ess_min: float, rhat_max: float = RHAT_MAX) -> Fi
         Two axes: r_hat, then bulk ESS (log scale), each against the neuron's position in
         ``table``; points failing the threshold (the dashed line) in red.
     """
-    import pandas as pd
 
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"table: expected a pandas DataFrame, found {type(table).__name__}")
-    missing = [column for column in ("max_rhat", "min_ess_bulk") if column not in table.columns]
-    if missing:
-        raise ValueError(
-            f"table: expected columns 'max_rhat' and 'min_ess_bulk', missing {missing} "
-            f"(found {list(table.columns)})"
-        )
+    _check_table(table, ("max_rhat", "min_ess_bulk"))
     for name, value in (("ess_min", ess_min), ("rhat_max", rhat_max)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
             raise ValueError(f"{name}: expected a positive number, found {value!r}")
