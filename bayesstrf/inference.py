@@ -42,13 +42,14 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
-from numpyro.infer import MCMC, NUTS, hmc_util, init_to_median
+from numpyro.infer import init_to_median
 from numpyro.infer.util import potential_energy
 
 import bayesstrf
-from bayesstrf import activations, checks
+from bayesstrf import activations, checks, nuts
 from bayesstrf import checkpoint as checkpoints
 from bayesstrf import metric as metrics
+from bayesstrf import sampler as sampling
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
 from bayesstrf.design import Design, make_design
@@ -60,20 +61,14 @@ from bayesstrf.model import (
     describe_priors,
     make_model,
 )
-from bayesstrf.population import NeuronwiseNUTS, choose_neuron_method
 from bayesstrf.prediction import log_likelihood
 
 logger = logging.getLogger(__name__)
 
-#: NUTS statistics recorded for every draw.
-EXTRA_FIELDS = (
-    "diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy",
-)
-
-
 def choose_chain_method(chains: int) -> str:
-    """``parallel`` with a device per chain, else ``vectorized``: all chains in one program,
-    each leapfrog's drive one matrix product over chains (`bayesstrf.design`)."""
+    """``parallel`` (lanes split over devices) with a device per chain, else ``vectorized``:
+    all lanes in one program, each leapfrog's drive one matrix product over chains and
+    neurons (`bayesstrf.design`)."""
     if chains > 1 and len(jax.devices()) >= chains:
         return "parallel"
     return "vectorized" if chains > 1 else "sequential"
@@ -108,7 +103,7 @@ def build_problem(recording: Recording, family: activations.Activation, strf_pri
 
     Each neuron's mean rate (spikes per bin per trial; half a spike over all trials for a
     silent neuron) centres the default activation priors. With ``neuronwise``, the problem
-    also carries the one-neuron model that `NeuronwiseNUTS` maps over neurons (its priors
+    also carries the one-neuron model that `bayesstrf.sampler` runs per neuron (its priors
     are passed per call). ``pooling`` is passed to `bayesstrf.model.make_model`, ``drive``
     to `bayesstrf.design.make_design`.
     """
@@ -137,14 +132,8 @@ def find_map(model, model_args: tuple, key, max_iter: int = 1000,
     unravel : callable
         Flat vector -> dict of sites.
     """
-    model_kwargs = model_kwargs or {}
-    start = _prior_medians(model, key, model_args, model_kwargs)
-    flat, unravel = ravel_pytree(start)
-
-    def energy(args, kwargs, x):
-        return potential_energy(model, args, kwargs, unravel(x))
-
-    potential = jax.tree_util.Partial(energy, model_args, model_kwargs)
+    start, potential, unravel = joint_potential(model, model_args, key, model_kwargs)
+    flat = ravel_pytree(start)[0]
 
     def objective(x):
         value, grad = _value_and_grad(potential, jnp.asarray(x, flat.dtype))
@@ -158,6 +147,19 @@ def find_map(model, model_args: tuple, key, max_iter: int = 1000,
         logger.warning("MAP search ended at a non-finite potential; starting at prior medians")
         return start, potential, unravel
     return unravel(jnp.asarray(result.x, flat.dtype)), potential, unravel
+
+
+def joint_potential(model, model_args: tuple, key, model_kwargs: dict | None = None):
+    """The prior medians and the potential of flat unconstrained vectors: returns like
+    `find_map`, without the search."""
+    model_kwargs = model_kwargs or {}
+    start = _prior_medians(model, key, model_args, model_kwargs)
+    _, unravel = ravel_pytree(start)
+
+    def energy(args, kwargs, x):
+        return potential_energy(model, args, kwargs, unravel(x))
+
+    return start, jax.tree_util.Partial(energy, model_args, model_kwargs), unravel
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -181,62 +183,6 @@ def chain_starts(point: dict, chains: int, key, jitter: float = 0.02) -> dict:
     flat, unravel = ravel_pytree(point)
     noise = jitter * jax.random.normal(key, (chains, flat.shape[0]), flat.dtype)
     return jax.vmap(unravel)(flat + noise)
-
-
-def per_chain(starts: dict, chains: int) -> dict:
-    """Initial values as MCMC wants them: with a leading chain axis only when chains > 1."""
-    return starts if chains > 1 else jax.tree.map(lambda x: x[0], starts)
-
-
-def make_mcmc(problem: Problem, metric: np.ndarray, warmup: int, draws: int, chains: int, *,
-              target_accept: float, max_tree_depth: int, chain_method: str, progress: bool,
-              step_size=1.0) -> MCMC:
-    """NUTS with a fixed dense metric (inverse mass matrix); warmup adapts the step size.
-
-    A metric ``(D, D)`` makes one NUTS over the joint posterior; ``(N, D, D)`` makes
-    `NeuronwiseNUTS`, one NUTS per neuron (``step_size`` then may be ``(N,)``). The data and
-    priors are arguments of the compiled programs (``jit_model_args``), never constants, so
-    that with JAX's compilation cache (`bayesstrf.compilation`) chains, warmup stages and
-    recordings of the same shapes reuse one compiled program.
-    """
-    if np.ndim(metric) == 3:
-        kernel = NeuronwiseNUTS(
-            problem.model, problem.single_model, metric, step_size=step_size,
-            target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
-        )
-    else:
-        names = list(latent_supports(problem.model, problem.args))
-        kernel = NUTS(
-            problem.model, dense_mass=True, inverse_mass_matrix={tuple(names): jnp.asarray(
-                metric, jnp.float32)}, adapt_mass_matrix=False, step_size=float(step_size),
-            target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
-        )
-    return MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-                chain_method=chain_method, progress_bar=progress, jit_model_args=True)
-
-
-@contextlib.contextmanager
-def one_adaptation_window():
-    """Adapt the step size by one dual averaging over the whole warmup stage.
-
-    NumPyro follows Stan's windowed schedule (75 + 25, 50, ... + 50 iterations) even when the
-    metric is fixed; the windows exist to re-estimate the metric, and at the end of each the
-    step size search starts over, so that the step handed to sampling is the average of the
-    last 50 iterations only, pulled down by their first, restarting ones (measured on a
-    softplus neuron, F=16, L=12, T=2e4: sampling acceptance 0.905 with the windows, 0.866
-    with one, against the target 0.8; on the demo's neurons 0.908 and 0.860). bayesstrf's metric is
-    fixed within a stage, so one window is the whole stage. NumPyro reads the schedule when a
-    kernel is initialised: within this block (not thread-safe, like any patch).
-    """
-    def whole_stage(num_steps):
-        return [hmc_util.AdaptWindow(0, num_steps - 1)]
-
-    previous = hmc_util.build_adaptation_schedule
-    hmc_util.build_adaptation_schedule = whole_stage
-    try:
-        yield
-    finally:
-        hmc_util.build_adaptation_schedule = previous
 
 
 def pooled_draws(samples: dict, model, model_args: tuple, neuronwise: bool,
@@ -269,51 +215,62 @@ def latent_supports(model, model_args: tuple) -> dict:
     return dict(sorted(found.items()))
 
 
-def map_and_warmup(problem: Problem, key, warmup: int, draws: int, chains: int, nuts: dict):
+class Warmed(NamedTuple):
+    """Lanes warmed up and ready to draw (`bayesstrf.sampler`): the sampler, the lanes, their
+    metric and momentum factors, and the warmup iterations of their stage."""
+
+    sampler: sampling.Sampler
+    lanes: nuts.Lane
+    metric: jnp.ndarray
+    factor: jnp.ndarray
+    warmup: int
+
+
+def map_and_warmup(problem: Problem, key, warmup: int, chains: int, nuts_settings: dict,
+                   progress: bool):
     """MAP, Laplace metric and the two warmup stages (see the module docstring), jointly or
     per neuron (``problem.single_model`` set).
 
     Returns
     -------
-    mcmc : MCMC
-        Warmed up (``post_warmup_state`` set), ready to draw.
+    warmed : Warmed
     metric : array (D, D) or (N, D, D)
         The second stage's metric.
     timings : dict
         Seconds spent on the MAP and on warmup.
     """
     key_map, key_jitter, key_explore, key_sample = jax.random.split(key, 4)
-    model, args = problem.model, problem.args
     neuronwise = problem.single_model is not None
     start = time.perf_counter()
     logger.info("MAP and Laplace metric")
-    point, potential, _ = find_map(model, args, key_map, model_kwargs=problem.kwargs)
+    point, potential, _ = find_map(problem.model, problem.args, key_map,
+                                   model_kwargs=problem.kwargs)
     laplace = (metrics.neuron_laplace_covariances(potential, point) if neuronwise
                else metrics.laplace_covariance(potential, ravel_pytree(point)[0]))
     map_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
+    sampler = sampling.make_sampler(problem, point, potential, chains, **nuts_settings)
+    first = warmup // 2
     logger.info("warmup 1/2: %d iterations x %d chains, Laplace metric (MAP took %.1f s)",
-                warmup // 2, chains, map_seconds)
-    explore = make_mcmc(problem, laplace, warmup // 2, 1, chains, **nuts)
-    with one_adaptation_window():
-        explore.warmup(key_explore, *args, init_params=per_chain(chain_starts(
-            point, chains, key_jitter), chains), collect_warmup=True, **problem.kwargs)
+                first, chains, map_seconds)
+    z = sampling.positions(sampler, chain_starts(point, chains, key_jitter))
+    lanes, lane_metric, factor = sampling.start(sampler, z, laplace, 1.0, key_explore)
+    lanes, records = sampling.run(sampler, lanes, lane_metric, factor, 0, first, first,
+                                  "warmup 1/2", progress)
     logger.info("warmup 2/2: %d iterations x %d chains, metric of the pooled warmup draws",
-                warmup - warmup // 2, chains)
-    samples = explore.get_samples(group_by_chain=True)
-    half = next(iter(samples.values())).shape[1] // 2
-    metric = metrics.draws_covariance(pooled_draws(samples, model, args, neuronwise, half),
-                                      laplace)
-    mcmc = last_stage(problem, key_sample, explore.last_state.z, metric,
-                      _mean_step_size(explore.last_state.adapt_state.step_size, metric),
-                      warmup - warmup // 2, draws, chains, nuts)
+                warmup - first, chains)
+    metric = metrics.draws_covariance(
+        sampling.pooled(sampler, records["z"][:, first // 2:]), laplace)
+    warmed = last_stage(sampler, key_sample, lanes.position.z, metric,
+                        _mean_step_size(np.exp(lanes.adaptation.log_step), metric),
+                        warmup - first, "warmup 2/2", progress)
     timings = {"map": map_seconds, "warmup": time.perf_counter() - start, "sampling": 0.0}
-    return mcmc, metric, timings
+    return warmed, metric, timings
 
 
-def warm_start(problem: Problem, previous: xr.DataTree, key, warmup: int, draws: int,
-               chains: int, nuts: dict):
+def warm_start(problem: Problem, previous: xr.DataTree, key, warmup: int, chains: int,
+               nuts_settings: dict, progress: bool):
     """Warm up from a previous fit of the same model, e.g. on the same recording with a few
     counts left out: one stage of ``warmup`` iterations (no MAP, no Laplace stage), its metric
     the covariance of the previous draws (`bayesstrf.metric.posterior_covariance`), its first
@@ -323,80 +280,94 @@ def warm_start(problem: Problem, previous: xr.DataTree, key, warmup: int, draws:
     posterior = previous["posterior"]
     sites = latent_supports(problem.model, problem.args)
     samples = {name: posterior[name].values for name in sites}
+    neuronwise = problem.single_model is not None
     metric = metrics.posterior_covariance(pooled_draws(samples, problem.model, problem.args,
-                                                       problem.single_model is not None))
+                                                       neuronwise))
     last = {name: biject_to(support).inv(jnp.asarray(samples[name][:, -1], jnp.float32))
             for name, support in sites.items()}
+    point, potential, _ = joint_potential(problem.model, problem.args, key,
+                                          problem.kwargs)
+    sampler = sampling.make_sampler(problem, point, potential, chains, **nuts_settings)
     logger.info("warmup: %d iterations x %d chains from the previous fit's draws and metric",
                 warmup, chains)
     step_size = previous["sample_stats"]["step_size"].mean(("chain", "draw")).values
-    mcmc = last_stage(problem, key, per_chain(last, chains), metric,
-                      _mean_step_size(step_size, metric), warmup, draws, chains, nuts)
-    return mcmc, metric, {"map": 0.0, "warmup": time.perf_counter() - start, "sampling": 0.0}
+    warmed = last_stage(sampler, key, sampling.positions(sampler, last), metric,
+                        _mean_step_size(step_size, metric), warmup, "warmup", progress)
+    return warmed, metric, {"map": 0.0, "warmup": time.perf_counter() - start, "sampling": 0.0}
 
 
-def last_stage(problem: Problem, key, init, metric: np.ndarray, step_size, warmup: int,
-               draws: int, chains: int, nuts: dict) -> MCMC:
-    """The warmup stage that hands its state to sampling: ``metric`` fixed, the step size
-    adapted from ``step_size`` by one dual averaging. Returns the warmed-up MCMC."""
-    mcmc = make_mcmc(problem, metric, warmup, draws, chains, step_size=step_size, **nuts)
-    # collecting the warmup draws, as the first stage does, makes both stages one compiled
-    # program when they are equally long (bayesstrf.compilation)
-    with one_adaptation_window():
-        mcmc.warmup(key, *problem.args, init_params=init, collect_warmup=True, **problem.kwargs)
-    jax.block_until_ready(mcmc.post_warmup_state)  # JAX dispatches asynchronously
-    return mcmc
+def last_stage(sampler: sampling.Sampler, key, z, metric: np.ndarray, step_size, warmup: int,
+               label: str, progress: bool) -> Warmed:
+    """The warmup stage that hands its lanes to sampling: ``metric`` fixed, the step size
+    adapted from ``step_size`` by one dual averaging over the stage, then shared by the
+    chains (`bayesstrf.sampler.shared_step`)."""
+    lanes, lane_metric, factor = sampling.start(sampler, z, metric, step_size, key)
+    lanes, _ = sampling.run(sampler, lanes, lane_metric, factor, 0, warmup, warmup, label,
+                            progress)
+    return Warmed(sampler, sampling.shared_step(sampler, lanes), lane_metric, factor, warmup)
+
+
+def resume(problem: Problem, saved: checkpoints.Checkpoint, chains: int, nuts_settings: dict,
+           warmup: int) -> Warmed:
+    """The lanes saved in a checkpoint, with their metric; ``warmup`` is their stage's."""
+    point, potential, _ = joint_potential(problem.model, problem.args, jax.random.PRNGKey(0),
+                                          problem.kwargs)
+    sampler = sampling.make_sampler(problem, point, potential, chains, **nuts_settings)
+    starts = jax.tree.map(lambda x: jnp.stack([x] * chains), point)
+    template, metric, factor = sampling.start(sampler, sampling.positions(sampler, starts),
+                                              saved.metric, 1.0, jax.random.PRNGKey(0))
+    return Warmed(sampler, checkpoints.restore_state(template, saved.leaves), metric, factor,
+                  warmup)
 
 
 def _mean_step_size(step_size, metric: np.ndarray):
-    """Step sizes of a previous stage, averaged over chains: one per neuron for a metric
-    ``(N, D, D)``, else one."""
+    """Step sizes of a previous stage ``(chain, [N])`` or per lane, averaged over chains: one
+    per neuron for a metric ``(N, D, D)``, else one."""
     step_size = np.asarray(step_size, dtype=float)
     if np.ndim(metric) == 3:
         return step_size.reshape(-1, metric.shape[0]).mean(0)
     return float(step_size.mean())
 
 
-def sample_draws(mcmc: MCMC, problem: Problem, draws: int, so_far: checkpoints.Checkpoint,
-                 checkpoint, checkpoint_every: int | None, key: str):
+def sample_draws(warmed: Warmed, problem: Problem, draws: int, so_far: checkpoints.Checkpoint,
+                 checkpoint, checkpoint_every: int | None, key: str, progress: bool):
     """Draw until ``draws`` per chain, continuing ``so_far``; with a ``checkpoint`` path, in
     chunks of ``checkpoint_every``, saving after each.
 
-    Each chunk starts from the previous chunk's last state, RNG keys included, so chunked and
+    Each chunk starts from the previous chunk's lanes, RNG keys included, so chunked and
     resumed runs give exactly the draws of one uninterrupted run.
 
     Returns
     -------
-    samples, extra : dict of name -> array (chain, draw, ...)
+    samples, records : dict of name -> array (chain, draw, ...)
+        The model's sites, and the per-draw NUTS records (`bayesstrf.nuts.RECORDS`).
     timings : dict
     """
-    samples, extra = [so_far.samples], [so_far.extra]
-    done, timings = so_far.draws_done, dict(so_far.timings)
+    records, done, timings = [so_far.extra], so_far.draws_done, dict(so_far.timings)
     chunk = checkpoint_every if checkpoint else draws
+    lanes = warmed.lanes
     with _stop_after_chunk_on_ctrl_c(checkpoint is not None) as interrupted:
         while done < draws:
             if interrupted:
                 raise KeyboardInterrupt
-            mcmc.num_samples = min(chunk, draws - done)
-            logger.info("sampling: draws %d-%d of %d x %d chains", done + 1,
-                        done + mcmc.num_samples, draws, mcmc.num_chains)
+            until = min(done + chunk, draws)
+            logger.info("sampling: draws %d-%d of %d x %d chains", done + 1, until, draws,
+                        warmed.sampler.chains)
             start = time.perf_counter()
-            mcmc.run(mcmc.post_warmup_state.rng_key, *problem.args, extra_fields=EXTRA_FIELDS,
-                     **problem.kwargs)
-            jax.block_until_ready(mcmc.last_state)  # JAX dispatches asynchronously
+            lanes, new = sampling.run(warmed.sampler, lanes, warmed.metric, warmed.factor,
+                                      warmed.warmup + done, warmed.warmup + until,
+                                      warmed.warmup, "sampling", progress)
             timings["sampling"] += time.perf_counter() - start
-            samples.append({k: np.asarray(v) for k, v in
-                            mcmc.get_samples(group_by_chain=True).items()})
-            extra.append({k: np.asarray(v) for k, v in
-                          mcmc.get_extra_fields(group_by_chain=True).items()})
-            mcmc.post_warmup_state = mcmc.last_state
-            done += mcmc.num_samples
+            records.append(new)
+            done = until
             if checkpoint:
-                so_far = checkpoints.Checkpoint([], _join(samples), _join(extra), done,
-                                                so_far.metric, timings)
-                samples, extra = [so_far.samples], [so_far.extra]
-                checkpoints.save(checkpoint, key, mcmc.last_state, so_far)
-    return _join(samples), _join(extra), timings
+                so_far = checkpoints.Checkpoint([], {}, _join(records), done, so_far.metric,
+                                                timings)
+                records = [so_far.extra]
+                checkpoints.save(checkpoint, key, lanes, so_far)
+    records = _join(records)
+    samples = sampling.constrained(warmed.sampler, problem, records.pop("z"))
+    return samples, records, timings
 
 
 @contextlib.contextmanager
@@ -446,7 +417,7 @@ def sample_stats(extra: dict, max_tree_depth: int) -> dict:
         "reached_max_treedepth": saturated,
         "reached_max_tree_depth": saturated,
         "acceptance_rate": np.asarray(extra["accept_prob"]),
-        "step_size": np.asarray(extra["adapt_state.step_size"]),
+        "step_size": np.asarray(extra["step_size"]),
     }
 
 
@@ -510,7 +481,7 @@ def fit(
         Draws per chain between checkpoints.
     pooling : {None, "activation"}
         None: neurons are independent, and each gets its own NUTS (step size, metric,
-        trajectories), all vectorised in one compiled program (`bayesstrf.population`).
+        trajectories), all lanes of one compiled program (`bayesstrf.sampler`).
         ``"activation"``: a hierarchical model whose raw activation parameters are partially
         pooled across neurons (`bayesstrf.model.pooled_sample`), sampled by one joint NUTS.
     drive : {"auto", "lag_matrix", "conv"}
@@ -554,11 +525,9 @@ def fit(
             f"({recording.segment_ids[recording.segment_lengths.argmin()]})"
         )
     chain_method = chain_method or choose_chain_method(chains)
-    if chain_method not in ("parallel", "vectorized", "sequential"):
-        raise ValueError(
-            "chain_method: expected 'parallel', 'vectorized' or 'sequential', "
-            f"found {chain_method!r}"
-        )
+    if chain_method not in sampling.CHAIN_METHODS:
+        raise ValueError(f"chain_method: expected one of {', '.join(sampling.CHAIN_METHODS)}, "
+                         f"found {chain_method!r}")
 
     if pooling not in (None, "activation"):
         raise ValueError(f"pooling: expected None or 'activation', found {pooling!r}")
@@ -567,35 +536,34 @@ def fit(
                             neuronwise=neuronwise, pooling=pooling, drive=drive)
     design, mean_rate, prior_set = problem.design, problem.mean_rate, problem.priors
     engine = "lag_matrix" if design.lagged is not None else "conv"
-    args = problem.args
 
     key_warmup, key_scale = jax.random.split(jax.random.PRNGKey(seed))
-    nuts = dict(target_accept=target_accept, max_tree_depth=max_tree_depth,
-                chain_method=chain_method, progress=progress)
+    nuts_settings = dict(target_accept=target_accept, max_tree_depth=max_tree_depth,
+                         chain_method=chain_method)
     settings = {"activation": family.name, "strf": strf_prior.spec(), "n_lags": n_lags,
                 "chains": chains, "warmup": warmup, "draws": draws, "seed": int(seed),
                 "neuronwise": neuronwise, "pooling": pooling,
                 "drive": engine,
-                "priors": describe_priors(prior_set), **nuts, "progress": None}
+                "priors": describe_priors(prior_set), **nuts_settings, "progress": None}
     if start is not None:
         _check_start(start, settings, recording)
         settings["start"] = _draws_digest(start)
     key = checkpoints.fingerprint(recording, settings) if checkpoint else ""
     if checkpoint and Path(checkpoint).exists():
-        saved = checkpoints.load(checkpoint, key)
-        mcmc = make_mcmc(problem, saved.metric, 1, draws, chains, **nuts)
-        template = mcmc.sampler.init(jax.random.PRNGKey(0), 0, None, args, problem.kwargs)
-        mcmc.post_warmup_state = checkpoints.restore_state(template, saved.leaves)
-        progress_so_far = saved
+        progress_so_far = checkpoints.load(checkpoint, key)
+        warmed = resume(problem, progress_so_far, chains, nuts_settings,
+                        warmup if start is not None else warmup - warmup // 2)
     else:
-        mcmc, metric, timings = (
-            map_and_warmup(problem, key_warmup, warmup, draws, chains, nuts) if start is None
-            else warm_start(problem, start, key_warmup, warmup, draws, chains, nuts))
+        warmed, metric, timings = (
+            map_and_warmup(problem, key_warmup, warmup, chains, nuts_settings, progress)
+            if start is None
+            else warm_start(problem, start, key_warmup, warmup, chains, nuts_settings,
+                            progress))
         progress_so_far = checkpoints.Checkpoint([], {}, {}, 0, metric, timings)
         if checkpoint:
-            checkpoints.save(checkpoint, key, mcmc.post_warmup_state, progress_so_far)
-    samples, extra, timings = sample_draws(mcmc, problem, draws, progress_so_far, checkpoint,
-                                           checkpoint_every, key)
+            checkpoints.save(checkpoint, key, warmed.lanes, progress_so_far)
+    samples, extra, timings = sample_draws(warmed, problem, draws, progress_so_far, checkpoint,
+                                           checkpoint_every, key, progress)
     map_seconds, warmup_seconds, sampling_seconds = (
         timings["map"], timings["warmup"], timings["sampling"])
     samples = strf_prior.completed(samples, key_scale)
@@ -622,8 +590,8 @@ def fit(
             "metric": "dense: Laplace at the MAP, then warmup draws" if start is None
                       else "dense: the previous fit's draws",
             "init": "map+jitter" if start is None else f"previous fit {settings['start']}",
-            "nuts": f"one per neuron ({choose_neuron_method()}), one program" if neuronwise
-                    else "joint",
+            "nuts": "one per neuron and chain, lane-wise in one program" if neuronwise
+                    else "joint, lane-wise in one program",
         }),
         "map_seconds": map_seconds,
         "warmup_seconds": warmup_seconds,

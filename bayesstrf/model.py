@@ -174,7 +174,7 @@ def make_model(
         With ``counts`` (`Counts`) it conditions on data; with ``counts=None`` it is
         generative and samples ``counts`` of shape ``(N, n_trials, T)``. ``priors`` may be
         passed at call time (same names and shapes), so that one model serves many neurons
-        under ``jax.vmap`` (see `bayesstrf.population`).
+        under ``jax.vmap`` (see `bayesstrf.sampler`).
     """
     default_priors = priors
 

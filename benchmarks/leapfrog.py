@@ -11,12 +11,12 @@ neuron (natural-like stimulus):
 - ``gradient``: value and gradient of bayesstrf's potential for ``chains`` chains at once
   (``jax.vmap``) inside a compiled ``lax.fori_loop``, as NUTS calls it; seconds per iteration
   divided by ``chains``: the cost of one chain-gradient.
-- ``leapfrog``: bayesstrf's NUTS (fixed dense metric and step size from a short warmup, no
-  adaptation) drawing ``draws`` per chain; wall seconds divided by the leapfrog steps summed
-  over chains: the cost of one chain-leapfrog, tree bookkeeping and (vectorised chains) the
-  lockstep included.
-- ``lockstep``: for vectorised chains, the sum over draws of the largest tree over the mean
-  tree: the work the batch pays for waiting on its longest trajectory.
+- ``leapfrog``: bayesstrf's lane-wise NUTS (`bayesstrf.nuts`; fixed dense metric and step
+  size from a short warmup, no adaptation) drawing ``draws`` per chain; wall seconds divided
+  by the leapfrog steps summed over chains: the cost of one chain-leapfrog, tree bookkeeping
+  and (vectorised chains) the lockstep included.
+- ``lockstep``: for vectorised chains, the leapfrogs of the busiest chain over the mean, per
+  chunk of draws (`bayesstrf.sampler.CHUNK`), where the lanes wait for each other.
 
 Every timing is taken after a first compiled call, with ``jax.block_until_ready``. Results go
 to ``docs/leapfrog.md`` and ``.json`` (atomically).
@@ -56,7 +56,8 @@ def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list
     import bayesstrf
     from bayesstrf import activations, strf
     from bayesstrf import metric as metrics
-    from bayesstrf.inference import build_problem, chain_starts, find_map, make_mcmc, per_chain
+    from bayesstrf import sampler as sampling
+    from bayesstrf.inference import build_problem, chain_starts, find_map
 
     sim = bayesstrf.simulate("softplus", n_neurons=1, seed=0, **size)
     problem = build_problem(sim.recording, activations.get("softplus"), strf.get("ridge"),
@@ -78,30 +79,28 @@ def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list
     gradient = timed(gradients, potential, starts) / loops / chains
     rows = []
     for method in ("vectorized", "sequential"):
-        nuts = dict(target_accept=0.8, max_tree_depth=10, chain_method=method, progress=False)
-        warm = make_mcmc(problem, metric, 100, 1, chains, **nuts)
-        warm.warmup(key, *problem.args, init_params=per_chain(chain_starts(point, chains, key),
-                    chains), **problem.kwargs)
-        step = float(np.mean(np.asarray(warm.last_state.adapt_state.step_size)))
-        mcmc = make_mcmc(problem, metric, 1, draws, chains, step_size=step, **nuts)
-        mcmc.post_warmup_state = warm.last_state
-        seconds = []
-        for _ in range(2):  # the first run compiles
-            start = time.perf_counter()
-            mcmc.run(mcmc.post_warmup_state.rng_key, *problem.args,
-                     extra_fields=("num_steps",), **problem.kwargs)
-            jax.block_until_ready(mcmc.get_samples())
-            seconds.append(time.perf_counter() - start)
-        steps = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["num_steps"], float)
-        steps = steps.reshape(chains, -1)
-        leapfrog = seconds[1] / steps.sum()
+        sampler = sampling.make_sampler(problem, point, potential, chains, 0.8, 10, method)
+        z = sampling.positions(sampler, chain_starts(point, chains, key))
+        lanes, lane_metric, factor = sampling.start(sampler, z, metric, 1.0, key)
+        lanes, _ = sampling.run(sampler, lanes, lane_metric, factor, 0, 100, 100, "", False)
+        lanes = sampling.shared_step(sampler, lanes)
+        start = time.perf_counter()  # the program is compiled: warmup ran it
+        _, records = sampling.run(sampler, lanes, lane_metric, factor, 100, 100 + draws, 100,
+                                  "", False)
+        seconds = time.perf_counter() - start
+        steps = np.asarray(records["num_steps"], float)  # (chain, draw)
+        # lanes wait for each other at the end of each chunk of draws
+        chunks = [steps[:, i:i + sampling.CHUNK].sum(1) for i in range(0, draws,
+                                                                      sampling.CHUNK)]
+        leapfrog = seconds / steps.sum()
         rows.append({
             "n_freq": size["n_freq"], "n_lags": size["n_lags"], "n_time": size["n_time"],
             "drive": drive, "chain_method": method, "chains": chains,
             "gradient_ms": 1e3 * gradient, "leapfrog_ms": 1e3 * leapfrog,
             "leapfrog_over_gradient": leapfrog / gradient,
-            "steps_per_draw": float(steps.mean()), "step_size": step,
-            "lockstep": (float(steps.max(0).sum() / steps.mean(0).sum())
+            "steps_per_draw": float(steps.mean()),
+            "step_size": float(np.asarray(records["step_size"]).mean()),
+            "lockstep": (float(sum(c.max() for c in chunks) / sum(c.mean() for c in chunks))
                          if method == "vectorized" else 1.0),
         })
         print(json.dumps(rows[-1]), flush=True)
@@ -118,9 +117,9 @@ def markdown(rows: list[dict], env: dict) -> str:
         "",
         "One simulated softplus neuron (natural-like stimulus); per chain: `gradient` is one",
         "value-and-gradient of the potential with all chains vmapped inside a `fori_loop`;",
-        "`leapfrog` is NUTS wall time over the leapfrog steps summed over chains (tree",
-        "bookkeeping and lockstep included); `lockstep` is the sum over draws of the largest",
-        "tree over the mean tree (1 for sequential chains).",
+        "`leapfrog` is the lane-wise NUTS's wall time over the leapfrog steps summed over",
+        "chains (tree bookkeeping and lockstep included); `lockstep` is the leapfrogs of the",
+        "busiest chain over the mean, per chunk of draws (1 for sequential chains).",
         "",
         "| F x L x T | drive | chains | gradient ms | leapfrog ms | leapfrog / gradient |"
         " steps per draw | lockstep |",

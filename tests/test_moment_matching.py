@@ -65,8 +65,10 @@ def test_moment_matching_moves_a_hard_unit_to_its_exact_leave_one_out_value():
     psis_error = abs(float(loo.elpd_i[0]) - exact)
     matched_error = abs(float(matched.elpd_i[0]) - exact)
     assert float(matched.pareto_k[0]) < 0.7
-    assert matched_error < psis_error / 2, (exact, float(loo.elpd_i[0]),
-                                            float(matched.elpd_i[0]))
+    # over seeds 0-3 (2026-12-07) matching removed 45-58% of PSIS's error, the exact value's
+    # own Monte Carlo SE being 0.18-0.46: a bound of half the error sat at the median
+    assert matched_error < 0.75 * psis_error, (exact, float(loo.elpd_i[0]),
+                                               float(matched.elpd_i[0]))
 
     # compare's last resort, `_refit_units`, scores that unit by a refit warm-started from the
     # full fit (one warmup stage of 100 iterations): the same exact elpd within Monte Carlo

@@ -1,4 +1,5 @@
-"""One NUTS per neuron, vectorised (`bayesstrf.population`) and its metrics (`bayesstrf.metric`)."""
+"""One NUTS per neuron and chain, all lanes of one program (`bayesstrf.sampler`), and the
+metrics (`bayesstrf.metric`)."""
 
 import arviz_stats as azs
 import jax
@@ -8,8 +9,9 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 
 from bayesstrf import activations, diagnose, fit, simulate
+from bayesstrf import sampler as sampling
 from bayesstrf import strf as strf_priors
-from bayesstrf.inference import build_problem, find_map, make_mcmc
+from bayesstrf.inference import build_problem, chain_starts, find_map
 from bayesstrf.metric import (
     draws_covariance,
     laplace_covariance,
@@ -19,7 +21,6 @@ from bayesstrf.metric import (
     positive_inverse,
     posterior_covariance,
 )
-from bayesstrf.population import choose_neuron_method
 from tests.conftest import TINY
 
 
@@ -113,7 +114,7 @@ def tiny_fits():
 
 def test_neurons_sampled_together_match_neurons_sampled_alone(tiny_fits):
     together, alone = tiny_fits
-    assert f"one per neuron ({choose_neuron_method()})" in together.attrs["sampler"]
+    assert "one per neuron and chain" in together.attrs["sampler"]
     stats = together["sample_stats"]
     assert stats["step_size"].dims == ("chain", "draw", "neuron")
     for n, single in enumerate(alone):
@@ -131,10 +132,11 @@ def test_neurons_sampled_together_match_neurons_sampled_alone(tiny_fits):
                 assert np.all(gap < 6 * error), (name, n, method, float((gap / error).max()))
 
 
-def test_neurons_batched_or_in_turn_run_the_same_chains():
-    """``vmap`` (GPU default) and ``lax.map`` (CPU default) are one algorithm: from the same
-    state and keys they take the same trajectories, up to float32 rounding (which NUTS, a
-    chaotic map, amplifies over many transitions)."""
+def test_lanes_together_or_one_chain_at_a_time_run_the_same_chains():
+    """Lanes are independent: all chains x neurons in one batch (``vectorized``) and one chain's
+    neurons at a time (``sequential``) take the same trajectories from the same state and keys,
+    up to float32 rounding of the batched gradient (which NUTS, a chaotic map, amplifies over
+    many transitions); and a lane's trajectory does not depend on how long the others are."""
     recording = simulate("softplus", n_neurons=3, n_freq=4, n_lags=3, n_time=500, seed=1).recording
     problem = build_problem(recording, activations.get("softplus"), strf_priors.get("ridge"), 3,
                             neuronwise=True)
@@ -143,16 +145,16 @@ def test_neurons_batched_or_in_turn_run_the_same_chains():
     metric = neuron_laplace_covariances(potential, point)
     runs = {}
     for method in ("vectorized", "sequential"):
-        mcmc = make_mcmc(problem, metric, 3, 3, 1, target_accept=0.8, max_tree_depth=10,
-                         chain_method="sequential", progress=False)
-        mcmc.sampler.neuron_method = method
-        mcmc.run(jax.random.PRNGKey(1), *problem.args, init_params=point,
-                 extra_fields=("num_steps",), **problem.kwargs)
-        runs[method] = mcmc.get_samples(), mcmc.get_extra_fields()["num_steps"]
-    (batched, steps_batched), (in_turn, steps_in_turn) = runs.values()
-    np.testing.assert_array_equal(steps_batched, steps_in_turn)
-    for name in ("strf", "intercept", "raw_b"):
-        np.testing.assert_allclose(batched[name], in_turn[name], atol=1e-3, rtol=1e-3)
+        sampler = sampling.make_sampler(problem, point, potential, 2, 0.8, 10, method)
+        z = sampling.positions(sampler, chain_starts(point, 2, jax.random.PRNGKey(1)))
+        lanes, lane_metric, factor = sampling.start(sampler, z, metric, 0.3,
+                                                    jax.random.PRNGKey(2))
+        runs[method] = sampling.run(sampler, lanes, lane_metric, factor, 0, 6, 3, "", False)[1]
+    together, in_turn = runs.values()
+    assert together["z"].shape == (2, 6, 3, neuron_rows(point).shape[1])  # chain, draw, neuron
+    np.testing.assert_array_equal(together["num_steps"], in_turn["num_steps"])
+    np.testing.assert_allclose(together["z"], in_turn["z"], atol=1e-3, rtol=1e-3)
+    assert len(np.unique(together["step_size"][:, -1])) > 1  # each neuron adapts its own
 
 
 def test_each_neuron_has_its_own_step_size_and_diagnostics(tiny_fits):
