@@ -106,15 +106,6 @@ def _logging(quiet: bool):
         package.setLevel(levels[1])
 
 
-def _use_cores(chains: int) -> None:
-    """One host device per chain, so that chains run in parallel on the CPU cores (JAX's
-    threads share them when chains outnumber cores); must run before JAX starts."""
-    count = max(1, chains)
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
-
-
 class _UsageError(Exception):
     """A command line that argparse cannot parse; `main` prints it as one line."""
 
@@ -179,7 +170,8 @@ def _sampler_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=_integer, default=0)
     parser.add_argument("--chain-method", default=None,
                         choices=("parallel", "vectorized", "sequential"),
-                        help="how chains run (default: parallel with one CPU device per chain); "
+                        help="how chains run (default: vectorized, all chains and neurons in "
+                             "one program; parallel splits them over several GPUs); "
                              "draws are reproducible for a given seed and chain method")
     parser.add_argument("--pooling", default="none", choices=("none", "activation"),
                         help="none (default): independent neurons, one NUTS each, vectorised; "
@@ -491,7 +483,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else 0
-    _use_cores(args.chains if isinstance(getattr(args, "chains", None), int) else 1)
     args.console = _Console(args.json, args.quiet)
     name = f"bayesstrf {args.command}"
     with _logging(args.quiet):

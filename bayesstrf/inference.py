@@ -66,10 +66,12 @@ from bayesstrf.prediction import log_likelihood
 logger = logging.getLogger(__name__)
 
 def choose_chain_method(chains: int) -> str:
-    """``parallel`` (lanes split over devices) with a device per chain, else ``vectorized``:
-    all lanes in one program, each leapfrog's drive one matrix product over chains and
-    neurons (`bayesstrf.design`)."""
-    if chains > 1 and len(jax.devices()) >= chains:
+    """``parallel`` (lanes split over devices) with a GPU per chain, else ``vectorized``: all
+    lanes in one program, each leapfrog's drive one matrix product over chains and neurons
+    (`bayesstrf.design`). On a CPU, 4 chains split over 4 host devices sampled at 0.58x the
+    rate of one vectorised program (demo recording, 2 cores, 2026-12-07)."""
+    gpus = [device for device in jax.devices() if device.platform == "gpu"]
+    if chains > 1 and len(gpus) >= chains:
         return "parallel"
     return "vectorized" if chains > 1 else "sequential"
 

@@ -27,11 +27,3 @@ def _release_compiled_programs():
     yield
     jax.clear_caches()
 
-
-@pytest.fixture(autouse=True)
-def _keep_xla_flags(monkeypatch):
-    """The CLI sets ``XLA_FLAGS`` (host devices, one per chain) for the JAX it is about to
-    start; called in-process by tests, it would leak into later tests' subprocesses and
-    workers, whose programs would then differ from this process's in the last bits."""
-    monkeypatch.setenv("XLA_FLAGS", "")
-    yield

@@ -1,6 +1,11 @@
 """One NUTS per neuron and chain, all lanes of one program (`bayesstrf.sampler`), and the
 metrics (`bayesstrf.metric`)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import arviz_stats as azs
 import jax
 import numpy as np
@@ -239,3 +244,36 @@ def test_pooled_fit_keeps_population_sites_without_a_neuron_dim():
     from arviz_stats import rhat
     population = float(rhat(posterior.to_dataset()[["raw_b_pop_sd"]])["raw_b_pop_sd"])
     assert (report.table.max_rhat >= population - 1e-9).all()
+
+
+PARALLEL = """
+import jax, numpy as np
+from bayesstrf import activations, simulate, strf, sampler as sampling
+from bayesstrf.inference import build_problem, chain_starts, find_map
+from bayesstrf.metric import neuron_laplace_covariances
+assert len(jax.devices()) == 2
+recording = simulate("softplus", n_neurons=3, n_freq=4, n_lags=3, n_time=500, seed=1).recording
+problem = build_problem(recording, activations.get("softplus"), strf.get("ridge"), 3,
+                        neuronwise=True)
+point, potential, _ = find_map(problem.model, problem.args, jax.random.PRNGKey(0),
+                               model_kwargs=problem.kwargs)
+metric = neuron_laplace_covariances(potential, point)
+runs = []
+for method in ("vectorized", "parallel"):
+    sampler = sampling.make_sampler(problem, point, potential, 2, 0.8, 10, method)
+    z = sampling.positions(sampler, chain_starts(point, 2, jax.random.PRNGKey(1)))
+    lanes, lane_metric, factor = sampling.start(sampler, z, metric, 0.3, jax.random.PRNGKey(2))
+    runs.append(sampling.run(sampler, lanes, lane_metric, factor, 0, 6, 3, "", False)[1])
+np.testing.assert_array_equal(runs[0]["num_steps"], runs[1]["num_steps"])
+np.testing.assert_allclose(runs[0]["z"], runs[1]["z"], atol=1e-3, rtol=1e-3)
+print("same trajectories")
+"""
+
+
+def test_lanes_split_over_devices_run_the_same_chains():
+    """``parallel``: the lanes split over two (host) devices take the trajectories of one
+    vectorised program; a fresh process, since devices are made before JAX starts."""
+    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    done = subprocess.run([sys.executable, "-c", PARALLEL], capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).parents[1], check=False)
+    assert done.returncode == 0 and "same trajectories" in done.stdout, done.stderr[-2000:]
