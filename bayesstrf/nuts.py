@@ -6,9 +6,9 @@ tree of the batch ends: every chain pays for the deepest trajectory of every dra
 of the program's loop is one leapfrog step of every lane (a chain of a neuron): the tree
 building is a small state machine per lane, and a lane whose trajectory ends records its draw
 and starts the next one at the following step. Lanes wait for each other only at the end of a
-chunk of draws (`advance`), where the sums of many trees vary little between chains. The
-gradient of all lanes is one batched call, so the drive of every leapfrog is one matrix
-product over chains and neurons (`bayesstrf.design`).
+stage; a lane that has finished its stage idles, and `bayesstrf.sampler` then runs the lanes
+still going in a smaller program. The gradient of all lanes is one batched call, so the drive
+of every leapfrog is one matrix product over chains and neurons (`bayesstrf.design`).
 
 The transition is NumPyro's and Stan's multinomial NUTS (Betancourt 2017, appendix A):
 uniform sampling within a subtree, biased progressive sampling when a subtree joins the tree,
@@ -141,40 +141,44 @@ def _init(potential, data, z, metric, factor, step_size, keys, *, max_tree_depth
     return jax.vmap(one)(data, z, metric, factor, step_size, keys)
 
 
-@functools.partial(jax.jit, static_argnames=("chunk", "max_tree_depth"))
-def advance(potential, data, lanes: Lane, metric, factor, start, until, n_warmup,
-            target_accept, *, chunk: int, max_tree_depth: int):
-    """Run every lane until it has completed ``until`` iterations of the stage.
+@functools.partial(jax.jit, static_argnames=("buffer", "max_tree_depth"))
+def advance(potential, data, lanes: Lane, metric, factor, until, n_warmup, target_accept,
+            narrow_at=0, *, buffer: int, max_tree_depth: int):
+    """Run every lane towards ``until`` completed iterations of its stage, until one lane has
+    recorded ``buffer`` draws, or only ``narrow_at`` lanes are still going (or none).
 
     Iterations before ``n_warmup`` adapt the step size; the last of them sets it to the
-    average. Returns the lanes and, per lane, the records (`RECORDS`) of iterations
-    ``start`` ... ``start + chunk - 1`` (``until - start <= chunk``), each ``(lanes, chunk, ...)``.
+    average. No lane waits for another: a call ends when the fastest lane's buffer is full.
+    Returns the lanes and the records (`RECORDS`) of the iterations each lane completed in
+    this call (from its ``iteration`` on entry), each ``(lanes, buffer, ...)``.
     """
     dim = lanes.position.z.shape[-1]
     n_lanes = lanes.iteration.shape[0]
     records = {
-        "z": jnp.zeros((n_lanes, chunk, dim), jnp.float32),
-        "potential_energy": jnp.zeros((n_lanes, chunk), jnp.float32),
-        "energy": jnp.zeros((n_lanes, chunk), jnp.float32),
-        "num_steps": jnp.zeros((n_lanes, chunk), jnp.int32),
-        "accept_prob": jnp.zeros((n_lanes, chunk), jnp.float32),
-        "diverging": jnp.zeros((n_lanes, chunk), bool),
-        "step_size": jnp.zeros((n_lanes, chunk), jnp.float32),
+        "z": jnp.zeros((n_lanes, buffer, dim), jnp.float32),
+        "potential_energy": jnp.zeros((n_lanes, buffer), jnp.float32),
+        "energy": jnp.zeros((n_lanes, buffer), jnp.float32),
+        "num_steps": jnp.zeros((n_lanes, buffer), jnp.int32),
+        "accept_prob": jnp.zeros((n_lanes, buffer), jnp.float32),
+        "diverging": jnp.zeros((n_lanes, buffer), bool),
+        "step_size": jnp.zeros((n_lanes, buffer), jnp.float32),
     }
-    step = functools.partial(_step, potential, max_tree_depth, start, until, n_warmup,
-                             target_accept)
+    step = functools.partial(_step, potential, max_tree_depth, until, n_warmup, target_accept)
+    start = lanes.iteration
 
     def body(carry):
         lanes, records = carry
-        return jax.vmap(step)(data, metric, factor, lanes, records)
+        return jax.vmap(step)(data, metric, factor, start, lanes, records)
 
     def running(carry):
-        return jnp.any(carry[0].iteration < until)
+        iteration = carry[0].iteration
+        going = jnp.sum(iteration < until)
+        return (going > narrow_at) & jnp.all(iteration - start < buffer)
 
     return jax.lax.while_loop(running, body, (lanes, records))
 
 
-def _step(potential, max_depth, start, until, n_warmup, target_accept, data, metric, factor,
+def _step(potential, max_depth, until, n_warmup, target_accept, data, metric, factor, start,
           lane: Lane, records: dict):
     """One leapfrog of one lane, and the bookkeeping of its tree (see the module docstring)."""
     key, choose_key, join_key, direction_key, next_key = jax.random.split(lane.key, 5)
@@ -253,7 +257,7 @@ def _step(potential, max_depth, start, until, n_warmup, target_accept, data, met
     record = {"z": drawn.z, "potential_energy": drawn.potential, "energy": drawn.energy,
               "num_steps": joined.steps, "accept_prob": accept, "diverging": diverging,
               "step_size": step_size}
-    write = active & done & (lane.iteration >= start)
+    write = active & done
     records = {name: values.at[row].set(jnp.where(write, record[name], values[row]))
                for name, values in records.items()}
     return new_lane, records

@@ -12,7 +12,6 @@ call. A lane's position is then its neuron's row (`bayesstrf.metric.neuron_rows`
 from __future__ import annotations
 
 import functools
-import operator
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -34,9 +33,9 @@ from bayesstrf.model import Counts, base_distribution
 #: over devices (as many as divide them; `bayesstrf.inference.choose_chain_method`).
 CHAIN_METHODS = ("vectorized", "sequential", "parallel")
 
-#: Draws per lane between two synchronisations of the lanes (and progress updates). Every
-#: stage runs the same compiled program, whose record buffers are this long.
-CHUNK = 50
+#: Draws the fastest lane records per call of `bayesstrf.nuts.advance` (between progress
+#: updates); every stage runs the same compiled program, whose record buffers are this long.
+BUFFER = 50
 
 
 class Sampler(NamedTuple):
@@ -158,30 +157,76 @@ def start(sampler: Sampler, z, metric: np.ndarray, step_size, key) -> tuple:
 def run(sampler: Sampler, lanes, metric, factor, first: int, last: int, n_warmup: int,
         label: str, progress: bool):
     """Iterations ``first`` ... ``last - 1`` of a stage whose first ``n_warmup`` adapt the
-    step size, in chunks of `CHUNK` draws. Returns the lanes and the records
-    (`bayesstrf.nuts.RECORDS`), each ``(chain, draw, ...)``."""
-    results = []
+    step size. Returns the lanes and the records (`bayesstrf.nuts.RECORDS`), each
+    ``(chain, draw, ...)``.
+
+    Lanes that have finished idle until the last one has; for independent neurons, whose
+    trajectories differ in length from neuron to neuron, the lanes still going run in a
+    program half as wide (or less) as soon as they fit in one (`_width`). Such a program's
+    batched matrix products round in the last bits differently, which NUTS amplifies: the
+    draws of a population depend on where its runs start and end (checkpoints), its
+    posterior does not.
+    """
+    parts = [[] for _ in range(lanes.iteration.shape[0])]
     with tqdm(total=(last - first) * sampler.chains, desc=label, disable=not progress,
               file=sys.stderr, unit="draws") as bar:
         for group in _groups(sampler, lanes):
-            data, part, metric_part, factor_part = _place(sampler, jax.tree.map(
-                operator.itemgetter(group), (sampler.data, lanes, metric, factor)))
-            chunks = []
-            for begin in range(first, last, CHUNK):
-                until = min(begin + CHUNK, last)
-                part, records = nuts.advance(
-                    sampler.potential, data, part, metric_part, factor_part, begin, until,
-                    n_warmup, sampler.target_accept, chunk=CHUNK,
+            while True:
+                iteration = np.asarray(lanes.iteration)
+                going = group[iteration[group] < last]
+                if going.size == 0:
+                    break
+                chosen = _chosen(group, going, iteration, last, sampler)
+                whole = chosen.size == iteration.size
+                inputs = (sampler.data, lanes, metric, factor)
+                inputs = _place(sampler, inputs if whole else jax.tree.map(
+                    lambda x: x[chosen], inputs))  # noqa: B023
+                moved, records = nuts.advance(
+                    sampler.potential, *inputs, last, n_warmup, sampler.target_accept,
+                    _narrow_at(chosen.size, sampler), buffer=BUFFER,
                     max_tree_depth=sampler.max_tree_depth)
                 records = jax.device_get(records)  # waits: JAX dispatches asynchronously
-                chunks.append({name: value[:, :until - begin] for name, value in records.items()})
-                bar.update((until - begin) * part.iteration.shape[0] // max(sampler.neurons, 1))
-            results.append((part, {name: np.concatenate([chunk[name] for chunk in chunks], 1)
-                                   for name in nuts.RECORDS}))
-    lanes = jax.tree.map(lambda *parts: jnp.concatenate(parts), *[part for part, _ in results])
-    return lanes, {name: sampler.by_chain(np.concatenate([records[name] for _, records in
-                                                          results]))
-                   for name in nuts.RECORDS}
+                done = np.asarray(moved.iteration) - iteration[chosen]
+                for row, lane in enumerate(chosen):
+                    if done[row]:
+                        parts[lane].append({name: value[row, :done[row]]
+                                            for name, value in records.items()})
+                lanes = moved if whole else jax.tree.map(
+                    lambda every, part: every.at[chosen].set(part), lanes, moved)  # noqa: B023
+                bar.update(int(done.sum()) // max(sampler.neurons, 1))
+    joined = {name: np.stack([np.concatenate([part[name] for part in lane])
+                              for lane in parts]) for name in nuts.RECORDS}
+    return lanes, {name: sampler.by_chain(value) for name, value in joined.items()}
+
+
+def _chosen(group: np.ndarray, going: np.ndarray, iteration: np.ndarray, last: int,
+            sampler: Sampler) -> np.ndarray:
+    """The lanes of the next call: the whole group, or for independent neurons the lanes
+    still going in a narrower program (`_width`), filled up with lanes that have finished
+    (which idle)."""
+    width = _width(going.size, group.size, sampler)
+    if width == group.size:
+        return group
+    idle = group[iteration[group] >= last][:width - going.size]
+    return np.concatenate([going, idle])
+
+
+def _narrow_at(width: int, sampler: Sampler) -> int:
+    """Lanes still going at which a program of ``width`` lanes stops, so that `run` can go on
+    in a narrower one (`_width`); 0: never."""
+    return width // 2 if _width(width // 2, width, sampler) < width else 0
+
+
+def _width(going: int, lanes: int, sampler: Sampler) -> int:
+    """Lanes per program: all of them, or, for independent neurons, the smallest power of two
+    (times the chains) that holds the lanes still going, once that halves the width at least.
+    Each width is one more compilation."""
+    if not sampler.neuronwise:
+        return lanes
+    width = lanes
+    while width % 2 == 0 and width // 2 >= max(going, sampler.chains):
+        width //= 2
+    return width
 
 
 def shared_step(sampler: Sampler, lanes):
@@ -195,13 +240,12 @@ def shared_step(sampler: Sampler, lanes):
         log_step=jnp.asarray(shared, jnp.float32)))
 
 
-def _groups(sampler: Sampler, lanes) -> list[slice]:
+def _groups(sampler: Sampler, lanes) -> list[np.ndarray]:
     """Lanes run together: all, or one chain's at a time (``sequential``)."""
     n_lanes = lanes.iteration.shape[0]
     if sampler.chain_method != "sequential":
-        return [slice(0, n_lanes)]
-    size = n_lanes // sampler.chains
-    return [slice(chain * size, (chain + 1) * size) for chain in range(sampler.chains)]
+        return [np.arange(n_lanes)]
+    return list(np.arange(n_lanes).reshape(sampler.chains, -1))
 
 
 def _place(sampler: Sampler, arrays):

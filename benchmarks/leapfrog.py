@@ -15,8 +15,8 @@ neuron (natural-like stimulus):
   size from a short warmup, no adaptation) drawing ``draws`` per chain; wall seconds divided
   by the leapfrog steps summed over chains: the cost of one chain-leapfrog, tree bookkeeping
   and (vectorised chains) the lockstep included.
-- ``lockstep``: for vectorised chains, the leapfrogs of the busiest chain over the mean, per
-  chunk of draws (`bayesstrf.sampler.CHUNK`), where the lanes wait for each other.
+- ``lockstep``: for vectorised chains, the leapfrogs of the busiest chain over the mean: the
+  lanes wait for each other at the end of the run only.
 
 Every timing is taken after a first compiled call, with ``jax.block_until_ready``. Results go
 to ``docs/leapfrog.md`` and ``.json`` (atomically).
@@ -89,9 +89,6 @@ def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list
                                   "", False)
         seconds = time.perf_counter() - start
         steps = np.asarray(records["num_steps"], float)  # (chain, draw)
-        # lanes wait for each other at the end of each chunk of draws
-        chunks = [steps[:, i:i + sampling.CHUNK].sum(1) for i in range(0, draws,
-                                                                      sampling.CHUNK)]
         leapfrog = seconds / steps.sum()
         rows.append({
             "n_freq": size["n_freq"], "n_lags": size["n_lags"], "n_time": size["n_time"],
@@ -100,7 +97,8 @@ def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list
             "leapfrog_over_gradient": leapfrog / gradient,
             "steps_per_draw": float(steps.mean()),
             "step_size": float(np.asarray(records["step_size"]).mean()),
-            "lockstep": (float(sum(c.max() for c in chunks) / sum(c.mean() for c in chunks))
+            # the lanes wait for each other at the end of the run only
+            "lockstep": (float(steps.sum(1).max() / steps.sum(1).mean())
                          if method == "vectorized" else 1.0),
         })
         print(json.dumps(rows[-1]), flush=True)
@@ -119,7 +117,7 @@ def markdown(rows: list[dict], env: dict) -> str:
         "value-and-gradient of the potential with all chains vmapped inside a `fori_loop`;",
         "`leapfrog` is the lane-wise NUTS's wall time over the leapfrog steps summed over",
         "chains (tree bookkeeping and lockstep included); `lockstep` is the leapfrogs of the",
-        "busiest chain over the mean, per chunk of draws (1 for sequential chains).",
+        "busiest chain over the mean (1 for sequential chains).",
         "",
         "| F x L x T | drive | chains | gradient ms | leapfrog ms | leapfrog / gradient |"
         " steps per draw | lockstep |",
