@@ -2,8 +2,8 @@
 
 A checkpoint is one ``.npz`` file (no pickled objects), rewritten atomically (temporary file
 in the same folder, then renamed) after warmup and after every ``checkpoint_every`` draws. It
-holds the sampler state of every chain (positions, adapted step size and metric, RNG keys)
-as the flattened leaves of NumPyro's ``HMCState``, the draws and NUTS statistics so far, the
+holds the sampler state of every lane (positions, adapted step size, trees, RNG keys) as the
+flattened leaves of `bayesstrf.nuts.Lane`, the metric, the draws and NUTS statistics so far, the
 fit's timings and a fingerprint of everything that determines the draws (data, model,
 priors, sampler settings, seed). Sampling continues from the saved state with the saved RNG
 keys, so a resumed fit gives exactly the draws of an uninterrupted one with the same seed.
@@ -23,8 +23,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-#: Format tag of checkpoint files.
-SCHEMA = "bayesstrf.checkpoint/1"
+#: Format tag of checkpoint files (2: the lane-wise NUTS's state; 1 held NumPyro's).
+SCHEMA = "bayesstrf.checkpoint/2"
 
 
 class Checkpoint(NamedTuple):
@@ -33,18 +33,18 @@ class Checkpoint(NamedTuple):
     Attributes
     ----------
     leaves : list of arrays
-        Flattened sampler state (``jax.tree.flatten`` of the chains' ``HMCState``).
-    samples, extra : dict of name -> array (chain, draw, ...)
-        Draws and NUTS statistics collected so far.
+        Flattened sampler state (``jax.tree.flatten`` of the lanes' `bayesstrf.nuts.Lane`).
+    records : dict of name -> array (chain, draw, ...)
+        The per-draw records so far (`bayesstrf.nuts.RECORDS`: the unconstrained positions
+        and the NUTS statistics).
     draws_done : int
-    metric : array (D, D)
-        The dense metric the sampling kernel was built with.
+    metric : array (D, D) or (N, D, D)
+        The dense metric of the sampling stage.
     timings : dict of name -> seconds
     """
 
     leaves: list
-    samples: dict
-    extra: dict
+    records: dict
     draws_done: int
     metric: np.ndarray
     timings: dict
@@ -61,15 +61,14 @@ def fingerprint(recording, settings: dict) -> str:
 
 
 def save(path: str | os.PathLike, key: str, state, checkpoint: Checkpoint) -> None:
-    """Write a checkpoint atomically; ``state`` is the chains' current ``HMCState``."""
+    """Write a checkpoint atomically; ``state`` is the lanes' current `bayesstrf.nuts.Lane`."""
     path = Path(path)
     arrays = {"schema": np.array(SCHEMA), "fingerprint": np.array(key),
               "draws_done": np.array(checkpoint.draws_done), "metric": checkpoint.metric,
               "timings": np.array(json.dumps(checkpoint.timings))}
     arrays |= {f"state/{i}": np.asarray(leaf) for i, leaf in
                enumerate(jax.tree.leaves(state))}
-    arrays |= {f"samples/{name}": value for name, value in checkpoint.samples.items()}
-    arrays |= {f"extra/{name}": value for name, value in checkpoint.extra.items()}
+    arrays |= {f"records/{name}": value for name, value in checkpoint.records.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -115,7 +114,7 @@ def load(path: str | os.PathLike, key: str) -> Checkpoint:
     state = group("state/")
     return Checkpoint(
         leaves=[state[str(i)] for i in range(len(state))],
-        samples=group("samples/"), extra=group("extra/"),
+        records=group("records/"),
         draws_done=int(content["draws_done"]), metric=content["metric"],
         timings=json.loads(str(content["timings"])),
     )

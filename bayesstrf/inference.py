@@ -336,8 +336,11 @@ def sample_draws(warmed: Warmed, problem: Problem, draws: int, so_far: checkpoin
     """Draw until ``draws`` per chain, continuing ``so_far``; with a ``checkpoint`` path, in
     chunks of ``checkpoint_every``, saving after each.
 
-    Each chunk starts from the previous chunk's lanes, RNG keys included, so chunked and
-    resumed runs give exactly the draws of one uninterrupted run.
+    Each chunk starts from the previous chunk's lanes, RNG keys included, so a resumed run
+    gives exactly the draws of the run it resumes, and for one neuron those of a run without
+    checkpoints too. (Independent neurons' lanes move to narrower programs as neurons finish
+    each chunk, `bayesstrf.sampler.run`, so chunked and unchunked runs round differently in
+    the last bits: the same posterior, other draws.)
 
     Returns
     -------
@@ -345,7 +348,7 @@ def sample_draws(warmed: Warmed, problem: Problem, draws: int, so_far: checkpoin
         The model's sites, and the per-draw NUTS records (`bayesstrf.nuts.RECORDS`).
     timings : dict
     """
-    records, done, timings = [so_far.extra], so_far.draws_done, dict(so_far.timings)
+    records, done, timings = [so_far.records], so_far.draws_done, dict(so_far.timings)
     chunk = checkpoint_every if checkpoint else draws
     lanes = warmed.lanes
     with _stop_after_chunk_on_ctrl_c(checkpoint is not None) as interrupted:
@@ -363,9 +366,9 @@ def sample_draws(warmed: Warmed, problem: Problem, draws: int, so_far: checkpoin
             records.append(new)
             done = until
             if checkpoint:
-                so_far = checkpoints.Checkpoint([], {}, _join(records), done, so_far.metric,
+                so_far = checkpoints.Checkpoint([], _join(records), done, so_far.metric,
                                                 timings)
-                records = [so_far.extra]
+                records = [so_far.records]
                 checkpoints.save(checkpoint, key, lanes, so_far)
     records = _join(records)
     samples = sampling.constrained(warmed.sampler, problem, records.pop("z"))
@@ -405,21 +408,21 @@ def _join(parts: list[dict]) -> dict:
     return {name: np.concatenate([part[name] for part in parts], axis=1) for name in parts[0]}
 
 
-def sample_stats(extra: dict, max_tree_depth: int) -> dict:
+def sample_stats(records: dict, max_tree_depth: int) -> dict:
     """Per-draw NUTS statistics under ArviZ's names (both tree-depth-saturation spellings)."""
-    steps = np.asarray(extra["num_steps"])
+    steps = np.asarray(records["num_steps"])
     depth = np.ceil(np.log2(steps + 1)).astype(int)
     saturated = steps >= 2**max_tree_depth - 1
     return {
-        "diverging": np.asarray(extra["diverging"]),
-        "energy": np.asarray(extra["energy"]),
-        "lp": -np.asarray(extra["potential_energy"]),
+        "diverging": np.asarray(records["diverging"]),
+        "energy": np.asarray(records["energy"]),
+        "lp": -np.asarray(records["potential_energy"]),
         "n_steps": steps,
         "tree_depth": depth,
         "reached_max_treedepth": saturated,
         "reached_max_tree_depth": saturated,
-        "acceptance_rate": np.asarray(extra["accept_prob"]),
-        "step_size": np.asarray(extra["step_size"]),
+        "acceptance_rate": np.asarray(records["accept_prob"]),
+        "step_size": np.asarray(records["step_size"]),
     }
 
 
@@ -478,7 +481,7 @@ def fit(
         Checkpoint file (``.npz``; see `bayesstrf.checkpoint`), rewritten atomically after
         warmup and every ``checkpoint_every`` draws. If it exists, the fit resumes from it
         (it must have been written by the same call: data, settings and seed) and gives the
-        draws an uninterrupted run would have given.
+        draws the interrupted run would have given (`sample_draws`).
     checkpoint_every : int
         Draws per chain between checkpoints.
     pooling : {None, "activation"}
@@ -561,10 +564,10 @@ def fit(
             if start is None
             else warm_start(problem, start, key_warmup, warmup, chains, nuts_settings,
                             progress))
-        progress_so_far = checkpoints.Checkpoint([], {}, {}, 0, metric, timings)
+        progress_so_far = checkpoints.Checkpoint([], {}, 0, metric, timings)
         if checkpoint:
             checkpoints.save(checkpoint, key, warmed.lanes, progress_so_far)
-    samples, extra, timings = sample_draws(warmed, problem, draws, progress_so_far, checkpoint,
+    samples, records, timings = sample_draws(warmed, problem, draws, progress_so_far, checkpoint,
                                            checkpoint_every, key, progress)
     map_seconds, warmup_seconds, sampling_seconds = (
         timings["map"], timings["warmup"], timings["sampling"])
@@ -600,7 +603,7 @@ def fit(
         "sampling_seconds": sampling_seconds,
         "command_line": " ".join(sys.argv),
     }
-    tree = to_datatree(samples, sample_stats(extra, max_tree_depth), recording, strf_prior, attrs)
+    tree = to_datatree(samples, sample_stats(records, max_tree_depth), recording, strf_prior, attrs)
     tree["log_likelihood"] = xr.DataTree(log_likelihood(tree, recording).to_dataset())
     return tree
 
