@@ -168,6 +168,7 @@ def run(sampler: Sampler, lanes, metric, factor, first: int, last: int, n_warmup
     posterior does not.
     """
     parts = [[] for _ in range(lanes.iteration.shape[0])]
+    lane_draws = 0
     with tqdm(total=(last - first) * sampler.chains, desc=label, disable=not progress,
               file=sys.stderr, unit="draws") as bar:
         for group in _groups(sampler, lanes):
@@ -193,7 +194,8 @@ def run(sampler: Sampler, lanes, metric, factor, first: int, last: int, n_warmup
                                             for name, value in records.items()})
                 lanes = moved if whole else jax.tree.map(
                     lambda every, part: every.at[chosen].set(part), lanes, moved)  # noqa: B023
-                bar.update(int(done.sum()) // max(sampler.neurons, 1))
+                lane_draws += int(done.sum())
+                bar.update(lane_draws // max(sampler.neurons, 1) - bar.n)
     joined = {name: np.stack([np.concatenate([part[name] for part in lane])
                               for lane in parts]) for name in nuts.RECORDS}
     return lanes, {name: sampler.by_chain(value) for name, value in joined.items()}
