@@ -37,7 +37,7 @@ from bayesstrf.metrics import (
     log_predictive_density,
     psth_coverage,
 )
-from bayesstrf.moment_matching import loo_moment_matched
+from bayesstrf.moment_matching import holds_every_site, loo_moment_matched
 from bayesstrf.prediction import log_likelihood, predict
 
 #: Block length of the LOO unit: 100 bins (0.5 s at 5 ms), long compared with STRF lags, short
@@ -143,10 +143,12 @@ def _refit_units(loo: azs.ELPDData, lpd: np.ndarray, units: np.ndarray, log_lik:
 
     Each refit starts from ``full``, the fit to the whole recording (``fit(start=full)``):
     leaving one unit out moves the posterior little, so its draws and their covariance are a
-    warmed-up start, and the refit's one warmup stage is as long as ``full``'s second."""
+    warmed-up start, and the refit's one warmup stage is as long as ``full``'s second. A fit
+    whose posterior lacks sampler sites (a low-rank STRF prior) is refitted from scratch."""
     activation = full.attrs["activation"]
     warmup = json.loads(full.attrs["sampler"])["warmup"]
-    refit_kwargs = fit_kwargs | {"warmup": warmup - warmup // 2, "start": full}
+    refit_kwargs = fit_kwargs | ({"warmup": warmup - warmup // 2, "start": full}
+                                 if holds_every_site(full, recording) else {"warmup": warmup})
     exact = copy.deepcopy(loo)
     elpd_i, pareto_k = exact.elpd_i.values.copy(), exact.pareto_k.values.copy()
     for i in units:
@@ -180,6 +182,9 @@ def _match_from_the_first(loos: dict, fits: dict, trees: dict, recording: Record
     while True:
         first = _loo_table(loos).index[0]
         if first in matched or float(loos[first].pareto_k.max()) <= PARETO_K_MAX:
+            return matched
+        if not holds_every_site(fits[first], recording):
+            logger.info("%s: no moment matching (its posterior lacks sampler sites)", first)
             return matched
         logger.info("moment matching %s", first)
         loos[first] = loo_moment_matched(fits[first], recording, trees[first], loos[first],

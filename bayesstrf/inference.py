@@ -94,7 +94,7 @@ class Problem(NamedTuple):
     @property
     def kwargs(self) -> dict:
         """The model's keyword arguments: the priors, passed at call time so that compiled
-        programs take them as arguments (see `make_mcmc`)."""
+        programs take them as arguments (`bayesstrf.compilation`)."""
         return {"priors": self.priors}
 
 

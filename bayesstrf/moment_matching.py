@@ -63,6 +63,13 @@ def fitted_model(fit: xr.DataTree, recording: Recording):
     return model, (design, count_statistics(recording.counts)), {"priors": priors}, family
 
 
+def holds_every_site(fit: xr.DataTree, recording: Recording) -> bool:
+    """Whether the fit's posterior holds every latent site of its model, as moment matching
+    and warm-started refits need; a low-rank STRF prior keeps only its identified ones."""
+    model, args, _, _ = fitted_model(fit, recording)
+    return set(latent_supports(model, args)) <= set(fit["posterior"].data_vars)
+
+
 def unconstrained_draws(fit: xr.DataTree, model, args: tuple):
     """The fit's draws of the model's latent sites, unconstrained and flattened.
 

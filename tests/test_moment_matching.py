@@ -13,7 +13,12 @@ from scipy.special import logsumexp
 from bayesstrf import fit, simulate
 from bayesstrf.comparison import _refit_units, loo_tree, pointwise_loo
 from bayesstrf.data import Recording
-from bayesstrf.moment_matching import fitted_model, loo_moment_matched, unconstrained_draws
+from bayesstrf.moment_matching import (
+    fitted_model,
+    holds_every_site,
+    loo_moment_matched,
+    unconstrained_draws,
+)
 from bayesstrf.prediction import log_likelihood
 
 BLOCK = 100
@@ -87,3 +92,15 @@ def test_moment_matching_moves_a_hard_unit_to_its_exact_leave_one_out_value():
     assert float(scored.pareto_k[0]) == 0.0
     np.testing.assert_array_equal(scored.elpd_i.values[1:], loo.elpd_i.values[1:])
     np.testing.assert_allclose(scored.elpd, float(scored.elpd_i.sum()), rtol=1e-9)
+
+
+def test_a_low_rank_fit_is_not_matched_and_its_refits_start_from_scratch(tiny_simulation,
+                                                                          tiny_fit):
+    """A low-rank STRF prior drops its unidentified sampler sites from the posterior, so
+    neither moment matching nor a warm start can rebuild its draws: `compare` leaves it to
+    PSIS (and refits it from scratch)."""
+    recording = tiny_simulation.recording
+    low_rank = fit(recording, "softplus", strf="lowrank:1", n_lags=3, chains=1, warmup=20,
+                   draws=10, progress=False)
+    assert not holds_every_site(low_rank, recording)
+    assert holds_every_site(tiny_fit, recording)
