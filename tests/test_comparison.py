@@ -129,6 +129,7 @@ def test_auto_moment_matches_only_a_first_ranked_model(monkeypatch):
         return SimpleNamespace(elpd=loo_.elpd - 5.0, pareto_k=np.array([0.1, 0.5]))
 
     monkeypatch.setattr(comparison, "loo_moment_matched", matched)
+    monkeypatch.setattr(comparison, "holds_every_site", lambda fit, recording: True)
     names = {name: name for name in loos}
     assert comparison._match_from_the_first(loos, names, names, None, 100) == ["a", "b"]
     assert matched_calls == ["a", "b"]
