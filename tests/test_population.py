@@ -137,25 +137,36 @@ def test_neurons_sampled_together_match_neurons_sampled_alone(tiny_fits):
                 assert np.all(gap < 6 * error), (name, n, method, float((gap / error).max()))
 
 
-def test_lanes_together_or_one_chain_at_a_time_run_the_same_chains():
-    """Lanes are independent: all chains x neurons in one batch (``vectorized``) and one chain's
-    neurons at a time (``sequential``) take the same trajectories from the same state and keys,
-    up to float32 rounding of the batched gradient (which NUTS, a chaotic map, amplifies over
-    many transitions); and a lane's trajectory does not depend on how long the others are."""
+def _lanes_problem():
     recording = simulate("softplus", n_neurons=3, n_freq=4, n_lags=3, n_time=500, seed=1).recording
     problem = build_problem(recording, activations.get("softplus"), strf_priors.get("ridge"), 3,
                             neuronwise=True)
     point, potential, _ = find_map(problem.model, problem.args, jax.random.PRNGKey(0),
                                    model_kwargs=problem.kwargs)
+    return problem, point, potential
+
+
+def lane_runs(methods) -> tuple[list[dict], dict]:
+    """Records of 6 iterations (3 warmup) of 3 neurons x 2 chains, one run per chain method,
+    from the same state and keys; and the MAP they started from."""
+    problem, point, potential = _lanes_problem()
     metric = neuron_laplace_covariances(potential, point)
-    runs = {}
-    for method in ("vectorized", "sequential"):
+    runs = []
+    for method in methods:
         sampler = sampling.make_sampler(problem, point, potential, 2, 0.8, 10, method)
         z = sampling.positions(sampler, chain_starts(point, 2, jax.random.PRNGKey(1)))
         lanes, lane_metric, factor = sampling.start(sampler, z, metric, 0.3,
                                                     jax.random.PRNGKey(2))
-        runs[method] = sampling.run(sampler, lanes, lane_metric, factor, 0, 6, 3, "", False)[1]
-    together, in_turn = runs.values()
+        runs.append(sampling.run(sampler, lanes, lane_metric, factor, 0, 6, 3, "", False)[1])
+    return runs, point
+
+
+def test_lanes_together_or_one_chain_at_a_time_run_the_same_chains():
+    """Lanes are independent: all chains x neurons in one batch (``vectorized``) and one chain's
+    neurons at a time (``sequential``) take the same trajectories from the same state and keys,
+    up to float32 rounding of the batched gradient (which NUTS, a chaotic map, amplifies over
+    many transitions); and a lane's trajectory does not depend on how long the others are."""
+    (together, in_turn), point = lane_runs(("vectorized", "sequential"))
     assert together["z"].shape == (2, 6, 3, neuron_rows(point).shape[1])  # chain, draw, neuron
     np.testing.assert_array_equal(together["num_steps"], in_turn["num_steps"])
     np.testing.assert_allclose(together["z"], in_turn["z"], atol=1e-3, rtol=1e-3)
@@ -250,24 +261,11 @@ def test_pooled_fit_keeps_population_sites_without_a_neuron_dim():
 
 PARALLEL = """
 import jax, numpy as np
-from bayesstrf import activations, simulate, strf, sampler as sampling
-from bayesstrf.inference import build_problem, chain_starts, find_map
-from bayesstrf.metric import neuron_laplace_covariances
+from tests.test_population import lane_runs
 assert len(jax.devices()) == 2
-recording = simulate("softplus", n_neurons=3, n_freq=4, n_lags=3, n_time=500, seed=1).recording
-problem = build_problem(recording, activations.get("softplus"), strf.get("ridge"), 3,
-                        neuronwise=True)
-point, potential, _ = find_map(problem.model, problem.args, jax.random.PRNGKey(0),
-                               model_kwargs=problem.kwargs)
-metric = neuron_laplace_covariances(potential, point)
-runs = []
-for method in ("vectorized", "parallel"):
-    sampler = sampling.make_sampler(problem, point, potential, 2, 0.8, 10, method)
-    z = sampling.positions(sampler, chain_starts(point, 2, jax.random.PRNGKey(1)))
-    lanes, lane_metric, factor = sampling.start(sampler, z, metric, 0.3, jax.random.PRNGKey(2))
-    runs.append(sampling.run(sampler, lanes, lane_metric, factor, 0, 6, 3, "", False)[1])
-np.testing.assert_array_equal(runs[0]["num_steps"], runs[1]["num_steps"])
-np.testing.assert_allclose(runs[0]["z"], runs[1]["z"], atol=1e-3, rtol=1e-3)
+(together, split), _ = lane_runs(("vectorized", "parallel"))
+np.testing.assert_array_equal(together["num_steps"], split["num_steps"])
+np.testing.assert_allclose(together["z"], split["z"], atol=1e-3, rtol=1e-3)
 print("same trajectories")
 """
 
