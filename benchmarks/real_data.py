@@ -1,37 +1,37 @@
 """Held-out validation on real recordings: NS1 (ferret A1), the songbird neuron, the TORC unit.
 
-Run from the repository root::
+Run from the repository root, one page per dataset::
 
-    python -m benchmarks.real_data            # full: writes docs/validation.md and .json
+    python -m benchmarks.real_data --datasets ns1        # docs/validation-ns1.md, .json, .png
     python -m benchmarks.real_data --quick --out /tmp/validation.md   # ~1 minute smoke run
 
-For every neuron, the recording is split by stimulus (NS1: deepSTRF's 4 test sounds,
+Each recording is split by stimulus (NS1: deepSTRF's 4 test sounds,
 `bayesstrf.datasets.ns1_test_segments`; songbird: the last 4 songs; TORC: every fifth TORC, 6
-of 30, both phases of three ripple densities). On the training sounds each activation family is
-fitted by NUTS with the ``ridge`` and the ``smooth`` STRF prior, and, for comparison, by a
-point estimate of the same model: the MAP (L-BFGS in the unconstrained space,
-`bayesstrf.inference.find_map`) under the ridge prior, evaluated on the test sounds with the
-same prediction code as a one-draw posterior. Held-out metrics come from
-`bayesstrf.comparison.held_out_metrics` (CCnorm with a 90% posterior interval, bits per spike,
-log predictive density); convergence from `bayesstrf.diagnose`.
+of 30, both phases of three ripple densities). On the training sounds each activation family
+is fitted by NUTS with each STRF prior, every neuron of the dataset in one `bayesstrf.fit`
+call (the population path), and, for comparison, by a point estimate of the same model: the
+MAP (L-BFGS in the unconstrained space, `bayesstrf.inference.find_map`) under the ridge
+prior, evaluated on the test sounds with the same prediction code as a one-draw posterior.
+Held-out metrics come from `bayesstrf.comparison.held_out_metrics` (CCnorm with a 90%
+posterior interval, bits per spike, log predictive density, PSTH coverage); convergence from
+`bayesstrf.diagnose`; ``--kfold K`` adds the families' k-fold comparison by sound.
 
-Results are written after every fit (the JSON next to the markdown file), so a long run that
-stops keeps what it has; ``--resume`` skips the fits already in that JSON. The data live
-outside the repository (``../shared/data`` by default, ``--data`` otherwise) and are never
-copied into it.
+Results are written after every fit call (the JSON and figures next to the markdown file), so
+a long run that stops keeps what it has; ``--resume`` skips the fits already in that JSON. The
+data live outside the repository (``../shared/data`` by default, ``--data`` otherwise) and are
+never copied into it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.environment import atomic, settings_and_out, write_atomic
 from benchmarks.environment import environment as describe_environment
-from benchmarks.environment import settings_and_out, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"activation families (full: {' '.join(FAMILIES)})")
     parser.add_argument("--priors", nargs="+", default=None,
                         help=f"STRF priors, e.g. ridge smooth lowrank:2 (full: {' '.join(PRIORS)})")
+    parser.add_argument("--progress", action="store_true",
+                        help="progress bars of each fit on stderr")
     parser.add_argument("--resume", action="store_true",
                         help="keep the fits already in the JSON next to --out")
     for name in ("chains", "warmup", "draws", "ns1_lags", "ns1_freq", "songbird_lags",
@@ -75,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                             help=f"override (full: {FULL[name]}, quick: {QUICK[name]})")
     args = parser.parse_args(argv)
-    settings_and_out(parser, args, FULL, QUICK, "validation")
+    settings_and_out(parser, args, FULL, QUICK, "validation-" + "-".join(args.datasets))
     from bayesstrf import strf as strf_priors
 
     for prior in args.settings["priors"]:
@@ -112,28 +114,30 @@ def load_datasets(args) -> dict:
 
 # ---- fits --------------------------------------------------------------------------------------
 
-def which_nonlinearity(dataset: str, neuron: str, train, n_lags: int, s: dict) -> list[dict]:
-    """The families compared on one neuron's training sounds by k-fold over sounds
-    (`bayesstrf.compare`, ``method="kfold"``, ridge prior): one row per family, best first."""
+def which_nonlinearity(dataset: str, train, n_lags: int, s: dict,
+                       progress: bool = False) -> list[dict]:
+    """The families compared on every neuron's training sounds by k-fold over sounds
+    (`bayesstrf.compare`, ``method="kfold"``, ridge prior; all neurons in each fit): one row per
+    neuron and family."""
     import bayesstrf
 
     start = time.perf_counter()
     comparison = bayesstrf.compare(train, s["families"], method="kfold", folds=s["kfold"],
                                    strf="ridge", n_lags=n_lags, chains=s["chains"],
                                    warmup=s["warmup"], draws=s["draws"], seed=0,
-                                   progress=False)
+                                   progress=progress)
     seconds = time.perf_counter() - start
-    return [{"dataset": dataset, "neuron": neuron, "family": family, "method": "kfold",
+    return [{"dataset": dataset, "neuron": str(neuron), "family": family, "method": "kfold",
              "folds": min(s["kfold"], train.n_segments), "rank": int(row["rank"]),
              "elpd": float(row["elpd"]), "se": float(row["se"]),
              "elpd_diff": float(row["elpd_diff"]), "dse": float(row["dse"]),
              "seconds": seconds, "n_lags": n_lags, "n_freq": train.n_freq, "dt": train.dt}
-            for family, row in comparison.table.iterrows()]
+            for (neuron, family), row in comparison.per_neuron.iterrows()]
 
 
 def map_fit(train, family_name: str, n_lags: int, seed: int = 0):
-    """MAP of the LN model under the ridge prior, as a one-chain, one-draw DataTree that the
-    prediction code (`held_out_metrics`) reads like a posterior."""
+    """MAP of the LN model under the ridge prior, every neuron at once, as a one-chain,
+    one-draw DataTree that the prediction code (`held_out_metrics`) reads like a posterior."""
     import jax
     import numpy as np
     import xarray as xr
@@ -162,45 +166,77 @@ def map_fit(train, family_name: str, n_lags: int, seed: int = 0):
     return tree
 
 
-def evaluate(dataset: str, neuron: str, train, test, n_lags: int, family: str, method: str,
-             s: dict) -> dict:
-    """One fit of one neuron, its held-out metrics and diagnostics, as a flat row."""
+def evaluate(dataset: str, train, test, n_lags: int, family: str, method: str,
+             s: dict, progress: bool = False) -> list[dict]:
+    """One fit of every neuron of ``train`` (a single `bayesstrf.fit` call, or one MAP), its
+    held-out metrics and diagnostics: one flat row per neuron."""
     import numpy as np
 
     import bayesstrf
     from bayesstrf.comparison import held_out_metrics
 
-    row = {"dataset": dataset, "neuron": neuron, "family": family, "method": method,
-           "n_lags": n_lags, "n_freq": train.n_freq, "dt": train.dt}
     start = time.perf_counter()
     if method == "map":
         fit = map_fit(train, family, n_lags)
     else:
         fit = bayesstrf.fit(train, family, strf=method, n_lags=n_lags, chains=s["chains"],
-                            warmup=s["warmup"], draws=s["draws"], seed=0, progress=False)
-    row["seconds"] = time.perf_counter() - start
-    metrics = held_out_metrics(fit, test).iloc[0]
-    row |= {key: float(metrics[key]) for key in
-            ("cc_norm", "cc_norm_lower", "cc_norm_upper", "cc_raw", "bits_per_spike", "lpd",
-             "coverage")}
-    if family == "softplus":  # the sharpness: ReLU as beta -> infinity (question 4, issue 21)
-        beta = np.logaddexp(0.0, fit["posterior"]["raw_beta"].values.ravel())
-        row |= {"beta_median": float(np.median(beta)),
-                "beta_lower": float(np.quantile(beta, 0.05)),
-                "beta_upper": float(np.quantile(beta, 0.95))}
+                            warmup=s["warmup"], draws=s["draws"], seed=0, progress=progress)
+    seconds = time.perf_counter() - start
+    metrics = held_out_metrics(fit, test)
+    posterior = fit["posterior"]
+    strf_mean = posterior["strf"].mean(("chain", "draw")).values
     if method != "map":
         diagnostics = bayesstrf.diagnose(fit)
-        table = diagnostics.table.iloc[0]
-        row |= {"max_rhat": float(table.max_rhat), "worst_rhat": str(table.worst_rhat),
-                "min_ess_bulk": float(table.min_ess_bulk),
-                "min_ess_tail": float(table.min_ess_tail),
-                "divergences": diagnostics.divergences, "saturated": diagnostics.saturated,
-                "converged": bool(diagnostics.ok),
-                "n_steps_mean": float(np.mean(fit["sample_stats"]["n_steps"].values))}
-    return row
+        stats = fit["sample_stats"]
+        per_neuron = "neuron" in stats["diverging"].dims
+    rows = []
+    for n, neuron in enumerate(train.neuron_ids):
+        row = {"dataset": dataset, "neuron": str(neuron), "family": family, "method": method,
+               "n_lags": n_lags, "n_freq": train.n_freq, "dt": train.dt,
+               "neurons_in_fit": train.n_neurons, "seconds": seconds,
+               "strf_mean": np.round(strf_mean[n], 5).tolist()}
+        row |= {key: float(metrics.loc[neuron, key]) for key in
+                ("cc_norm", "cc_norm_lower", "cc_norm_upper", "cc_raw", "bits_per_spike", "lpd",
+                 "coverage")}
+        if family == "softplus":  # the sharpness: ReLU as beta -> infinity (question 4)
+            beta = np.logaddexp(0.0, posterior["raw_beta"].isel(neuron=n).values.ravel())
+            row |= {"beta_median": float(np.median(beta)),
+                    "beta_lower": float(np.quantile(beta, 0.05)),
+                    "beta_upper": float(np.quantile(beta, 0.95))}
+        if method != "map":
+            table = diagnostics.table.iloc[n]
+            mine = {"neuron": n} if per_neuron else {}
+            row |= {key: float(fit.attrs[key]) for key in
+                    ("map_seconds", "warmup_seconds", "sampling_seconds")}
+            row |= {"max_rhat": float(table.max_rhat), "worst_rhat": str(table.worst_rhat),
+                    "min_ess_bulk": float(table.min_ess_bulk),
+                    "min_ess_tail": float(table.min_ess_tail),
+                    "divergences": int(stats["diverging"].isel(mine).sum()),
+                    "draws_total": int(stats["diverging"].isel(mine).size),
+                    "converged": bool(table.rhat_ok and table.ess_ok
+                                      and stats["diverging"].isel(mine).mean() < 0.01),
+                    "n_steps_mean": float(stats["n_steps"].isel(mine).mean())}
+        rows.append(row)
+    return rows
 
 
 # ---- report ------------------------------------------------------------------------------------
+
+def failed(setting: dict, neurons: list[str], family: str, method: str, error) -> list[dict]:
+    """One row per neuron saying which fit failed and why."""
+    return [setting | {"neuron": neuron, "family": family, "method": method,
+                       "error": f"{type(error).__name__}: {error}"} for neuron in neurons]
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _max(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return max(values) if values else None
+
 
 def environment() -> dict:
     """This run's machine, versions and command (`benchmarks.environment`)."""
@@ -269,7 +305,7 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
                     f"{converged} |")
             lines += ["", "Per neuron:", "",
                       "| neuron | family | method | CCnorm [90%] | bits/spike | lpd | coverage "
-                      "| beta [90%] | r_hat | ESS bulk | div. | s |",
+                      "| beta [90%] | r_hat | ESS bulk | div. | fit s |",
                       "|---|---|---|---|---|---|---|---|---|---|---|---|"]
             for r in part.to_dict("records"):
                 interval = ("" if r["method"] == "map" else
@@ -318,22 +354,98 @@ def kfold_markdown(rows: list[dict]) -> list[str]:
     return lines
 
 
+def best_fits(rows: list[dict]) -> tuple[str, str] | None:
+    """The (family, prior) of NUTS fits with the highest mean held-out CCnorm."""
+    import pandas as pd
+
+    frame = pd.DataFrame([r for r in rows if "error" not in r
+                          and r["method"] not in ("map", "kfold")])
+    if not len(frame):
+        return None
+    return frame.groupby(["family", "method"]).cc_norm.mean().idxmax()
+
+
+def figures(out: Path, rows: list[dict]) -> list[str]:
+    """``<out>.png``: held-out CCnorm of each NUTS fit against the MAP's, one point per neuron
+    and fit; ``<out>-strfs.png``: the posterior-mean STRFs of every neuron under the best
+    (family, prior). Written atomically; returns the file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    good = [r for r in rows if "error" not in r and r["method"] != "kfold"]
+    maps = {(r["dataset"], r["neuron"], r["family"]): r["cc_norm"] for r in good
+            if r["method"] == "map"}
+    pairs = [(maps[key], r) for r in good if r["method"] != "map"
+             and (key := (r["dataset"], r["neuron"], r["family"])) in maps]
+    names = []
+    if pairs:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        markers = {"ridge": "o", "smooth": "s"}
+        colours = dict(zip(FAMILIES, ("tab:blue", "tab:orange", "tab:green"), strict=True))
+        for (family, method) in dict.fromkeys((r["family"], r["method"]) for _, r in pairs):
+            x, y = zip(*[(m, r["cc_norm"]) for m, r in pairs
+                         if (r["family"], r["method"]) == (family, method)], strict=True)
+            ax.scatter(x, y, s=18, marker=markers.get(method, "^"),
+                       color=colours.get(family, "k"), label=f"{family}, {method}", alpha=0.8)
+        low = np.nanmin([min(m, r["cc_norm"]) for m, r in pairs] + [0.0])
+        ax.plot([low, 1], [low, 1], color="0.6", lw=0.8)
+        ax.set(xlabel="MAP held-out CCnorm", ylabel="posterior-mean held-out CCnorm",
+               title="Bayesian vs MAP, one point per neuron")
+        ax.legend(fontsize=7)
+        names.append(save_figure(fig, out.with_suffix(".png")))
+    best = best_fits(rows)
+    strfs = [r for r in good if best and (r["family"], r["method"]) == best and "strf_mean" in r]
+    if strfs:
+        columns = min(5, len(strfs))
+        lines = -(-len(strfs) // columns)
+        fig, axes = plt.subplots(lines, columns, figsize=(2.2 * columns, 2.4 * lines),
+                                 squeeze=False)
+        for ax, r in zip(axes.flat, strfs, strict=False):
+            w = np.asarray(r["strf_mean"])
+            limit = np.abs(w).max() or 1.0
+            ax.imshow(w, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit,
+                      extent=(-0.5 * r["dt"] * 1e3, (w.shape[1] - 0.5) * r["dt"] * 1e3,
+                              -0.5, w.shape[0] - 0.5))
+            ax.set_title(f"{r['neuron'].replace('/', ' ')}\nCCnorm {r['cc_norm']:.2f}",
+                         fontsize=6)
+            ax.set_xlabel("lag (ms)", fontsize=7)
+            ax.tick_params(labelsize=6)
+        for ax in list(axes.flat)[len(strfs):]:
+            ax.set_visible(False)
+        fig.suptitle(f"posterior-mean STRFs ({best[0]}, {best[1]}); rows: frequency bands",
+                     fontsize=8)
+        names.append(save_figure(fig, out.with_name(out.stem + "-strfs.png")))
+    return names
+
+
+def save_figure(fig, path: Path) -> str:
+    """Save a matplotlib figure atomically as PNG and close it; returns the file name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path.name
+
+
 def write(out: Path, rows: list[dict], env: dict, settings: dict) -> None:
-    """Write the JSON and the markdown atomically (each via a temporary file)."""
+    """Write the JSON, the figures and the markdown, each atomically."""
     payload = {"environment": env, "settings": {k: list(v) if isinstance(v, tuple) else v
                                                  for k, v in settings.items()},
                "rows": rows}
-    for path, text in ((out.with_suffix(".json"), json.dumps(payload, indent=1)),
-                       (out, markdown(rows, env, settings))):
-        write_atomic(path, text)
+    write_atomic(out.with_suffix(".json"), json.dumps(payload, indent=1))
+    images = figures(out, rows)
+    write_atomic(out, markdown(rows, env, settings)
+                 + "".join(f"\n![{name}]({name})\n" for name in images))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     s = args.settings
-    # one CPU device per chain, before JAX starts (parallel chains on the CPU cores)
-    os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count="
-                          f"{min(s['chains'], os.cpu_count() or 1)}")
     env = environment()
     done, rows = set(), []
     if args.resume and args.out.with_suffix(".json").is_file():
@@ -343,40 +455,36 @@ def main(argv: list[str] | None = None) -> int:
         done |= {(r["dataset"], r["neuron"], "kfold") for r in rows if r["method"] == "kfold"}
     started = time.perf_counter()
     for dataset, (recording, test_ids, n_lags) in load_datasets(args).items():
-        neurons = range(recording.n_neurons if s["neurons"] is None
-                        else min(s["neurons"], recording.n_neurons))
-        for n in neurons:
-            train, test = recording.select_neurons([n]).split(test_ids)
-            neuron = str(recording.neuron_ids[n])
-            for family in s["families"]:
-                for method in (*s["priors"], "map"):
-                    if (dataset, neuron, family, method) in done:
-                        continue
-                    try:
-                        row = evaluate(dataset, neuron, train, test, n_lags, family, method, s)
-                    except Exception as error:  # keep a long run going; the table says why
-                        row = {"dataset": dataset, "neuron": neuron, "family": family,
-                               "method": method, "n_lags": n_lags, "n_freq": train.n_freq,
-                               "dt": train.dt, "error": f"{type(error).__name__}: {error}"}
-                    rows.append(row | {"commit": env["commit"]})
-                    write(args.out, rows, env, s)
-                    print(f"[{time.perf_counter() - started:6.0f} s] {dataset} {neuron} "
-                          f"{family} {method}: CCnorm {_cell(row.get('cc_norm'))} "
-                          f"bits/spike {_cell(row.get('bits_per_spike'))} "
-                          f"r_hat {_cell(row.get('max_rhat'))} {row.get('error', '')}",
-                          flush=True)
-            if s["kfold"] and (dataset, neuron, "kfold") not in done:
+        if s["neurons"] is not None:
+            recording = recording.select_neurons(range(min(s["neurons"], recording.n_neurons)))
+        train, test = recording.split(test_ids)
+        neurons = [str(n) for n in recording.neuron_ids]
+        setting = {"dataset": dataset, "n_lags": n_lags, "n_freq": train.n_freq, "dt": train.dt}
+
+        for family in s["families"]:
+            for method in (*s["priors"], "map"):
+                if all((dataset, neuron, family, method) in done for neuron in neurons):
+                    continue
                 try:
-                    found = which_nonlinearity(dataset, neuron, train, n_lags, s)
+                    found = evaluate(dataset, train, test, n_lags, family, method, s,
+                                     args.progress)
                 except Exception as error:  # keep a long run going; the table says why
-                    found = [{"dataset": dataset, "neuron": neuron, "family": "all",
-                              "method": "kfold", "n_lags": n_lags, "n_freq": train.n_freq,
-                              "dt": train.dt, "error": f"{type(error).__name__}: {error}"}]
+                    found = failed(setting, neurons, family, method, error)
                 rows += [row | {"commit": env["commit"]} for row in found]
                 write(args.out, rows, env, s)
-                print(f"[{time.perf_counter() - started:6.0f} s] {dataset} {neuron} k-fold: "
-                      + ", ".join(f"{r['family']} {_cell(r.get('elpd_diff'), 1)}" for r in found),
+                print(f"[{time.perf_counter() - started:6.0f} s] {dataset} {family} {method} "
+                      f"({len(neurons)} neurons): mean CCnorm "
+                      f"{_cell(_mean(found, 'cc_norm'))}, max r_hat "
+                      f"{_cell(_max(found, 'max_rhat'))} {found[0].get('error', '')}",
                       flush=True)
+        if s["kfold"] and not all((dataset, neuron, "kfold") in done for neuron in neurons):
+            try:
+                found = which_nonlinearity(dataset, train, n_lags, s, args.progress)
+            except Exception as error:  # keep a long run going; the table says why
+                found = failed(setting, neurons, "all", "kfold", error)
+            rows += [row | {"commit": env["commit"]} for row in found]
+            write(args.out, rows, env, s)
+            print(f"[{time.perf_counter() - started:6.0f} s] {dataset} k-fold done", flush=True)
     print(f"wrote {args.out} and {args.out.with_suffix('.json')} "
           f"({time.perf_counter() - started:.0f} s)")
     return 0
