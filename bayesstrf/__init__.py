@@ -1,17 +1,15 @@
 """bayesstrf: Bayesian spectro-temporal receptive fields (linear-nonlinear-Poisson, NUTS).
 
 Start at `fit` (``bayesstrf/inference.py``). Names are loaded on first use, so that the
-command line can configure JAX before it starts; JAX's compilation cache is switched on here,
-before anything compiles (`bayesstrf.compilation`).
+command line can configure JAX before it starts. Importing bayesstrf changes nothing in the
+process: JAX's compilation cache is switched on by the command line, or by calling
+`enable_compilation_cache` (`bayesstrf.compilation`).
 """
 
 from importlib import import_module
+from importlib.metadata import version
 
-from bayesstrf.compilation import enable_compilation_cache
-
-enable_compilation_cache()
-
-__version__ = "0.1.0"
+__version__ = version("bayesstrf")
 
 _PUBLIC = {
     "Recording": "bayesstrf.data",
@@ -28,6 +26,8 @@ _PUBLIC = {
     "write_report": "bayesstrf.report",
     "save_fit": "bayesstrf.io",
     "load_fit": "bayesstrf.io",
+    "enable_compilation_cache": "bayesstrf.compilation",
+    "InputError": "bayesstrf.errors",
 }
 _MODULES = ("activations", "strf", "metrics", "design", "model", "io", "plotting", "interop", "nwb")
 

@@ -33,6 +33,8 @@ import numpyro.distributions as dist
 from jax.nn import sigmoid as _sigmoid
 from jax.nn import softplus as _softplus
 
+from bayesstrf.errors import InputError, InputTypeError
+
 #: clip for the inner exponent of the double exponential: exp(-exp(30)) is 0 in float32
 #: and float64 alike, so clipping changes no value and keeps gradients finite.
 _DEXP_CLIP = 30.0
@@ -90,14 +92,54 @@ def exponential(x):
     return jnp.exp(x)
 
 
+def _range_and_floor(mean_rate: np.ndarray) -> tuple[dist.Normal, dist.Normal]:
+    """Raw-scale priors of a dynamic range centred at 4x the mean rate and a baseline at 1/4
+    of it (for small values ``softplus(raw) ~ exp(raw)``: close to log-normal priors)."""
+    rate = np.asarray(mean_rate, dtype=float)
+    return (dist.Normal(inverse_softplus(4.0 * rate), 1.5),
+            dist.Normal(inverse_softplus(0.25 * rate), 2.0))
+
+
+def sigmoid_priors(mean_rate: np.ndarray) -> dict[str, dist.Distribution]:
+    """Sigmoid: inflection ``c ~ N(0, 2)`` in drive units, range and baseline from the rate."""
+    range_, floor = _range_and_floor(mean_rate)
+    return {"c": dist.Normal(np.zeros_like(mean_rate, dtype=float), 2.0), "raw_b": range_,
+            "raw_a": floor}
+
+
+def double_exponential_priors(mean_rate: np.ndarray) -> dict[str, dist.Distribution]:
+    """Double exponential: shift ``s ~ N(0, 2)``, range and baseline from the rate."""
+    range_, floor = _range_and_floor(mean_rate)
+    return {"s": dist.Normal(np.zeros_like(mean_rate, dtype=float), 2.0), "raw_a": range_,
+            "raw_b": floor}
+
+
+def softplus_priors(mean_rate: np.ndarray) -> dict[str, dist.Distribution]:
+    """Softplus: deepSTRF's initial sharpness, ``raw_beta ~ N(5.5, 2)``; baseline from the
+    rate; the drive at the mean stimulus ``drive_offset ~ N(mean_rate, 1)`` (spikes per bin)."""
+    _, floor = _range_and_floor(mean_rate)
+    return {"raw_beta": dist.Normal(np.full(np.shape(mean_rate), 5.5), 2.0), "raw_b": floor,
+            "drive_offset": dist.Normal(mean_rate, 1.0)}
+
+
+def exponential_priors(mean_rate: np.ndarray) -> dict[str, dist.Distribution]:
+    """Exponential GLM: the drive at the mean stimulus ``drive_offset ~ N(log mean_rate, 2)``."""
+    return {"drive_offset": dist.Normal(np.log(mean_rate), 2.0)}
+
+
 @dataclass(frozen=True)
 class Activation:
     """One output family: its rate function, parameters, conventions and default priors.
+
+    A family of your own works everywhere a built-in one does once `register`-ed (fits
+    saved to disk name their family, and are read back by that name).
 
     Attributes
     ----------
     name : str
         Registry name.
+    function : callable
+        ``function(drive, **fixed, **params) -> rate`` (spikes per bin), in JAX.
     params : tuple of str
         Sampled parameters, on deepSTRF's raw scale, each shape ``(N,)``.
     fixed : dict
@@ -109,6 +151,11 @@ class Activation:
     target_accept : float
         NUTS's target acceptance in `bayesstrf.fit` by default (the larger of the family's and
         the STRF prior's).
+    priors : callable, optional
+        ``priors(mean_rate (N,)) -> {site: numpyro Distribution}``: raw-scale default priors
+        of ``params`` (and ``drive_offset``, the drive at the mean stimulus, with a free
+        intercept), centred from each neuron's mean rate (spikes per bin). Without it, `fit`
+        needs ``priors=`` for each of them.
     """
 
     name: str
@@ -118,6 +165,7 @@ class Activation:
     constrained: dict[str, str] = field(default_factory=dict)
     free_intercept: bool = True
     target_accept: float = 0.8
+    priors: Callable[[np.ndarray], dict[str, dist.Distribution]] | None = None
 
     def rate(self, drive, values: Mapping[str, jnp.ndarray]):
         """Rate in spikes per bin for a drive ``(..., N)`` and raw parameters by name."""
@@ -125,35 +173,24 @@ class Activation:
         return self.function(drive, **fixed, **{name: values[name] for name in self.params})
 
     def default_priors(self, mean_rate: np.ndarray) -> dict[str, dist.Distribution]:
-        """Raw-scale default priors, shape ``(N,)``, centred from each neuron's mean rate.
+        """Raw-scale default priors, shape ``(N,)``, centred from each neuron's mean rate
+        (``priors``; none without it).
 
-        Follows deepSTRF's initialisation ranges, moved to spike counts per bin: the dynamic
-        range ``softplus(raw)`` is centred at 4x the mean rate and the baseline at 1/4 of it
-        (for small values ``softplus(raw) ~ exp(raw)``, so a normal raw prior is close to a
-        log-normal one); location parameters ``c``, ``s`` get N(0, 2) in drive units; the
-        softplus sharpness keeps deepSTRF's init, ``raw_beta ~ N(5.5, 2)``.
+        The built-in families follow deepSTRF's initialisation ranges, moved to spike counts
+        per bin (`sigmoid_priors`, `double_exponential_priors`, `softplus_priors`).
         """
-        rate = np.asarray(mean_rate, dtype=float)
-        zero = np.zeros_like(rate)
-        range_ = dist.Normal(inverse_softplus(4.0 * rate), 1.5)
-        floor = dist.Normal(inverse_softplus(0.25 * rate), 2.0)
-        table = {
-            "sigmoid": {"c": dist.Normal(zero, 2.0), "raw_b": range_, "raw_a": floor},
-            "double_exponential": {"s": dist.Normal(zero, 2.0), "raw_a": range_, "raw_b": floor},
-            "softplus": {"raw_beta": dist.Normal(zero + 5.5, 2.0), "raw_b": floor},
-            "exponential": {},
-        }
-        return table[self.name]
+        return {} if self.priors is None else dict(self.priors(np.asarray(mean_rate, float)))
 
 
 REGISTRY: dict[str, Activation] = {
     "sigmoid": Activation(
         "sigmoid", sigmoid, ("c", "raw_b", "raw_a"), fixed={"d": 1.0},
-        constrained={"b": "raw_b", "a": "raw_a"}, free_intercept=False,
+        constrained={"b": "raw_b", "a": "raw_a"}, free_intercept=False, priors=sigmoid_priors,
     ),
     "double_exponential": Activation(
         "double_exponential", double_exponential, ("s", "raw_a", "raw_b"), fixed={"k": -1.0},
         constrained={"a": "raw_a", "b": "raw_b"}, free_intercept=False,
+        priors=double_exponential_priors,
     ),
     "softplus": Activation(
         "softplus", softplus, ("raw_beta", "raw_b"),
@@ -162,10 +199,29 @@ REGISTRY: dict[str, Activation] = {
         # step adapted to 0.8 diverges: measured 3 divergent transitions of 400 at 0.8, 0 at
         # 0.9 for 14% more leapfrogs (tests/test_recovery.py's small fit); 19 of 1000 at 0.8 on
         # the benchmark's white-stimulus fit
-        target_accept=0.9,
+        target_accept=0.9, priors=softplus_priors,
     ),
-    "exponential": Activation("exponential", exponential, ()),
+    "exponential": Activation("exponential", exponential, (), priors=exponential_priors),
 }
+BUILT_IN = frozenset(REGISTRY)
+
+
+def register(activation: Activation) -> Activation:
+    """Make a family of your own available by name (to `fit`, `compare`, saved fits).
+
+    Built-in names cannot be replaced; registering the same name again replaces your earlier
+    family.
+    """
+    if not isinstance(activation, Activation):
+        raise InputTypeError(
+            f"activation: expected a bayesstrf.activations.Activation, found "
+            f"{type(activation).__name__}")
+    if activation.name in BUILT_IN:
+        raise InputError(f"activation.name: expected a name other than the built-in "
+                         f"{sorted(BUILT_IN)}, found {activation.name!r}")
+    REGISTRY[activation.name] = activation
+    return activation
+
 
 #: The three deepSTRF families, in the order reports list them.
 FAMILIES: tuple[str, ...] = ("sigmoid", "double_exponential", "softplus")
@@ -178,7 +234,7 @@ def get(name: str | Activation) -> Activation:
     if not isinstance(name, str) or name not in REGISTRY:
         close = difflib.get_close_matches(str(name), REGISTRY, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
+        raise InputError(
             f"activation: expected one of {sorted(REGISTRY)}, found {name!r}{hint}"
         )
     return REGISTRY[name]

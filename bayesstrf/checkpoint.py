@@ -23,6 +23,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from bayesstrf.errors import InputError
+
 #: Format tag of checkpoint files (2: the lane-wise NUTS's state; 1 held NumPyro's).
 SCHEMA = "bayesstrf.checkpoint/2"
 
@@ -92,17 +94,17 @@ def load(path: str | os.PathLike, key: str) -> Checkpoint:
         with np.load(path, allow_pickle=False) as data:
             content = {name: data[name] for name in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(
+        raise InputError(
             f"checkpoint: expected a bayesstrf checkpoint at {str(path)!r}, found an unreadable "
             f"file ({type(error).__name__})"
         ) from None
     schema = str(content.get("schema", "none"))
     if schema != SCHEMA:
-        raise ValueError(
+        raise InputError(
             f"checkpoint: expected format {SCHEMA!r} at {str(path)!r}, found {schema!r}"
         )
     if str(content["fingerprint"]) != key:
-        raise ValueError(
+        raise InputError(
             f"checkpoint: {str(path)!r} was written for another fit (different data, model, "
             "priors, sampler settings or seed); remove it or point checkpoint elsewhere"
         )
@@ -127,5 +129,5 @@ def restore_state(template, leaves: list):
         np.shape(saved)[np.ndim(saved) - np.ndim(leaf):] == np.shape(leaf)
         for saved, leaf in zip(leaves, expected, strict=True))
     if not matches:
-        raise ValueError("checkpoint: expected a sampler state of this model, found another")
+        raise InputError("checkpoint: expected a sampler state of this model, found another")
     return jax.tree.unflatten(treedef, [jax.numpy.asarray(leaf) for leaf in leaves])

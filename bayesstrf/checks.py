@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from bayesstrf.data import Recording
+from bayesstrf.errors import InputError, InputTypeError
 
 
 def positive_int(value, name: str) -> int:
-    """``value`` as an int, or a ValueError naming ``name`` unless it is an integer >= 1."""
+    """``value`` as an int, or an InputError naming ``name`` unless it is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+        raise InputError(f"{name}: expected a positive integer, found {value!r}")
     return int(value)
 
 
@@ -20,14 +21,15 @@ def is_real(value) -> bool:
 
 
 def seed(value) -> int:
-    """A non-negative integer seed, or a ValueError naming ``seed``."""
+    """A non-negative integer seed, or an InputError naming ``seed``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise ValueError(f"seed: expected a non-negative integer, found {value!r}")
+        raise InputError(f"seed: expected a non-negative integer, found {value!r}")
     return int(value)
 
 
 def recording(value) -> Recording:
-    """``value`` if it is a `Recording`, else a TypeError naming ``recording``."""
+    """``value`` if it is a `Recording`, else an InputTypeError naming ``recording``."""
     if not isinstance(value, Recording):
-        raise TypeError(f"recording: expected a bayesstrf.Recording, found {type(value).__name__}")
+        raise InputTypeError(
+            f"recording: expected a bayesstrf.Recording, found {type(value).__name__}")
     return value

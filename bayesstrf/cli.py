@@ -18,7 +18,14 @@ import sys
 import traceback
 from pathlib import Path
 
+from bayesstrf.errors import InputError
+
 FAMILIES = ("sigmoid", "double_exponential", "softplus")
+
+#: What the user can fix: bayesstrf's input checks and the files named on the command line.
+#: Anything else is a bug and keeps its traceback.
+USER_ERRORS = (InputError, FileExistsError, FileNotFoundError, IsADirectoryError,
+               NotADirectoryError, PermissionError)
 
 EPILOG = """\
 output:
@@ -27,7 +34,8 @@ output:
 
 exit codes:
   0    success
-  2    bad input or usage: one line on stderr naming the argument; nothing written
+  2    bad input or usage (bayesstrf.errors.InputError, or a file that cannot be
+       read or written): one line on stderr naming the argument; nothing written
   130  interrupted (Ctrl-C); fit --checkpoint-every keeps its checkpoint: --resume
   1    any other error: a missing optional package (one line), or a bug (the
        traceback, then one line: please report it)
@@ -138,13 +146,13 @@ def _check_output(path: Path, force: bool, suffixes: tuple[str, ...] = ()) -> No
     """Refuse an output before any work: wrong suffix, a file in the way of its folder, or an
     existing file without ``--force``."""
     if suffixes and path.suffix not in suffixes:
-        raise ValueError(
+        raise InputError(
             f"--out: expected a {' or '.join(suffixes)} file name{_WHAT.get(suffixes, '')}, "
             f"found {path.name!r}"
         )
     folder = next((p for p in path.parents if p.exists()), Path("."))
     if not folder.is_dir():
-        raise ValueError(f"--out: expected a folder to write into, found the file {str(folder)!r}")
+        raise InputError(f"--out: expected a folder to write into, found the file {str(folder)!r}")
     if path.exists() and not force:
         raise FileExistsError(f"--out: {str(path)!r} exists; pass --force to overwrite it")
 
@@ -265,7 +273,7 @@ def cmd_fit(args) -> None:
     if args.resume or args.checkpoint_every:
         kwargs |= {"checkpoint": checkpoint, "checkpoint_every": args.checkpoint_every or 100}
     if args.scheduler and (args.resume or args.checkpoint_every or args.pooling != "none"):
-        raise ValueError("--scheduler: expected independent neurons without checkpoints (chunks "
+        raise InputError("--scheduler: expected independent neurons without checkpoints (chunks "
                          "are the unit of restart), found --resume, --checkpoint-every or "
                          "--pooling activation")
     try:
@@ -340,7 +348,7 @@ def cmd_compare(args) -> None:
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out: expected a results folder, found the file {str(out)!r}")
+        raise InputError(f"--out: expected a results folder, found the file {str(out)!r}")
     targets = {family: out / f"fit_{family}.nc" for family in args.activations}
     for target in [*targets.values(), *(out / name for name in OUTPUTS),
                    out / "train.npz", out / "test.npz"]:
@@ -390,7 +398,7 @@ def cmd_report(args) -> None:
     folder = Path(args.results)
     paths = sorted(folder.glob("fit_*.nc"))
     if len(paths) < 2 or not (folder / "train.npz").is_file():
-        raise ValueError(
+        raise InputError(
             f"results: expected a folder written by 'bayesstrf compare' (train.npz and at least "
             f"two fit_*.nc), found {len(paths)} fits in {str(folder)!r}"
         )
@@ -483,12 +491,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else 0
+    from bayesstrf.compilation import enable_compilation_cache  # imports JAX: not for --help
+
+    enable_compilation_cache()
     args.console = _Console(args.json, args.quiet)
     name = f"bayesstrf {args.command}"
     with _logging(args.quiet):
         try:
             args.run(args)
-        except (ValueError, TypeError, OSError) as error:  # OSError: FileExistsError, permissions
+        except USER_ERRORS as error:
             print(_one_line(f"{name}: error: {error}"), file=sys.stderr)
             return 2
         except KeyboardInterrupt:

@@ -28,6 +28,7 @@ from scipy.special import logsumexp
 
 from bayesstrf.activations import FAMILIES
 from bayesstrf.data import Recording
+from bayesstrf.errors import InputError, InputTypeError
 from bayesstrf.inference import fit as fit_model
 from bayesstrf.metrics import (
     bits_per_spike,
@@ -113,7 +114,7 @@ def pointwise_loo(tree: xr.DataTree) -> azs.ELPDData:
     """PSIS-LOO of a `loo_tree`, pointwise (Pareto k is reported per model instead of warned)."""
     draws = tree["log_likelihood"]["counts"]
     if draws.sizes["chain"] * draws.sizes["draw"] < 30:
-        raise ValueError(
+        raise InputError(
             f"draws: PSIS-LOO needs at least 30 posterior draws in all, found "
             f"{draws.sizes['chain'] * draws.sizes['draw']}"
         )
@@ -227,7 +228,7 @@ def _fit_logged(recording: Recording, activation: str, fit_kwargs: dict, label: 
 def _kfold(recording: Recording, models: dict, folds: int, fit_kwargs: dict):
     """Held-out log predictive density per (neuron, segment), refitting on K segment folds."""
     if recording.n_segments < 2:
-        raise ValueError("method: k-fold needs at least 2 segments; use method='loo'")
+        raise InputError("method: k-fold needs at least 2 segments; use method='loo'")
     folds = min(folds, recording.n_segments)
     assignment = np.arange(recording.n_segments) % folds
     out = {name: np.zeros((recording.n_neurons, recording.n_segments)) for name in models}
@@ -289,7 +290,7 @@ def compare(
         Its ``method`` says which estimate was used and, for ``"auto"``, why.
     """
     if method not in ("auto", "loo", "kfold"):
-        raise ValueError(f"method: expected 'auto', 'loo' or 'kfold', found {method!r}")
+        raise InputError(f"method: expected 'auto', 'loo' or 'kfold', found {method!r}")
     if isinstance(fits_or_recording, Recording):
         recording = fits_or_recording
         models = {name: name for name in activations}
@@ -302,10 +303,10 @@ def compare(
         isinstance(t, xr.DataTree) for t in fits_or_recording.values()
     ) and len(fits_or_recording) >= 2:
         if method == "kfold":
-            raise ValueError("method: 'kfold' refits, so it needs a Recording, not fits")
+            raise InputError("method: 'kfold' refits, so it needs a Recording, not fits")
         fits = dict(fits_or_recording)
     else:
-        raise TypeError(
+        raise InputTypeError(
             "fits_or_recording: expected a Recording or a dict of at least two fits, "
             f"found {type(fits_or_recording).__name__}"
         )

@@ -1,4 +1,4 @@
-"""JAX's persistent compilation cache, switched on for bayesstrf at import.
+"""JAX's persistent compilation cache, switched on by the command line or on request.
 
 Compiling NUTS costs more than sampling a small problem. The compiled programs of bayesstrf
 take the data and priors as arguments (`bayesstrf.nuts.advance`), so identical programs recur:
@@ -10,8 +10,11 @@ The cache lives in ``$BAYESSTRF_COMPILATION_CACHE`` (default
 ``${XDG_CACHE_HOME:-~/.cache}/bayesstrf/xla``), capped at 2 GiB (least recently used entries
 are evicted); ``BAYESSTRF_COMPILATION_CACHE=off`` switches it off. A cache the user has set
 already (``jax_compilation_cache_dir`` or ``JAX_COMPILATION_CACHE_DIR``) is left as it is.
-JAX enables the cache on its first compilation: importing bayesstrf before creating any JAX
-array makes sure it is on.
+
+The cache is process-wide: it holds every program of the process, the user's own too, so the
+library does not switch it on by itself. The ``bayesstrf`` command line does; in Python or a
+notebook, call ``bayesstrf.enable_compilation_cache()`` first, before anything compiles (JAX
+reads the setting on its first compilation).
 """
 
 from __future__ import annotations

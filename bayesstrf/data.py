@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bayesstrf.errors import InputError, InputTypeError
+
 SCHEMA = "bayesstrf.recording/1"
 
 #: Largest count per bin: integers above 2**24 are not exact in float32, as the model computes.
@@ -43,7 +45,7 @@ MAX_COUNT = 2**24
 def _as_list(value, name: str, ndim: int) -> list[np.ndarray]:
     items = list(value) if isinstance(value, list | tuple) else [value]
     if not items:
-        raise ValueError(f"{name}: expected at least one segment, found an empty list")
+        raise InputError(f"{name}: expected at least one segment, found an empty list")
     out = []
     for index, item in enumerate(items):
         array = np.asarray(item)
@@ -51,9 +53,10 @@ def _as_list(value, name: str, ndim: int) -> list[np.ndarray]:
         if array.dtype == object or not (
             np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
         ):
-            raise TypeError(f"{where}: expected a real numeric array, found dtype {array.dtype}")
+            raise InputTypeError(
+                f"{where}: expected a real numeric array, found dtype {array.dtype}")
         if array.ndim != ndim:
-            raise ValueError(
+            raise InputError(
                 f"{where}: expected a {ndim}-D array, found shape {array.shape}"
             )
         out.append(array.astype(float))
@@ -62,22 +65,22 @@ def _as_list(value, name: str, ndim: int) -> list[np.ndarray]:
 
 def _check_counts(counts: np.ndarray, where: str) -> None:
     if counts.shape[0] == 0 or counts.shape[1] == 0:
-        raise ValueError(
+        raise InputError(
             f"{where}: expected at least one neuron and one trial, found shape {counts.shape}"
         )
     present = counts[~np.isnan(counts)]
     if np.isinf(present).any():
-        raise ValueError(f"{where}: expected finite counts (NaN = missing), found Inf")
+        raise InputError(f"{where}: expected finite counts (NaN = missing), found Inf")
     if (present < 0).any():
-        raise ValueError(f"{where}: expected non-negative counts, found minimum {present.min()}")
+        raise InputError(f"{where}: expected non-negative counts, found minimum {present.min()}")
     if (present > MAX_COUNT).any():
-        raise ValueError(
+        raise InputError(
             f"{where}: expected counts of at most {MAX_COUNT} per bin (exact in float32), "
             f"found {present.max():g}"
         )
     fractional = present != np.round(present)
     if fractional.any():
-        raise ValueError(
+        raise InputError(
             f"{where}: expected integer spike counts, found non-integer value "
             f"{present[fractional][0]}"
         )
@@ -88,9 +91,9 @@ def _ids(value, n: int, name: str, prefix: str) -> np.ndarray:
         return np.array([f"{prefix}{i}" for i in range(n)])
     ids = np.asarray(value).astype(str)
     if ids.shape != (n,):
-        raise ValueError(f"{name}: expected {n} ids, found shape {ids.shape}")
+        raise InputError(f"{name}: expected {n} ids, found shape {ids.shape}")
     if len(set(ids.tolist())) != n:
-        raise ValueError(f"{name}: expected unique ids, found duplicates in {ids.tolist()}")
+        raise InputError(f"{name}: expected unique ids, found duplicates in {ids.tolist()}")
     return ids
 
 
@@ -100,7 +103,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         head = handle.read(1)
     if not zipfile.is_zipfile(path):
         what = "a pickle" if head == b"\x80" else "not a zip archive of .npy arrays"
-        raise ValueError(
+        raise InputError(
             f"path: cannot read {str(path)!r} as .npz: {what}; bayesstrf never unpickles"
         )
     content, pickled = {}, []
@@ -115,9 +118,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                     pickled.append(key)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         message = " ".join(str(error).split())
-        raise ValueError(f"path: cannot read {str(path)!r} as .npz: {message}") from None
+        raise InputError(f"path: cannot read {str(path)!r} as .npz: {message}") from None
     if pickled:
-        raise ValueError(
+        raise InputError(
             f"path: {str(path)!r} holds pickled object arrays {pickled}; "
             "bayesstrf never unpickles"
         )
@@ -160,44 +163,44 @@ class Recording:
         specs = _as_list(spectrogram, "spectrogram", 2)
         counts = _as_list(counts, "counts", 3)
         if len(specs) != len(counts):
-            raise ValueError(
+            raise InputError(
                 f"counts: expected one array per spectrogram segment ({len(specs)}), "
                 f"found {len(counts)}"
             )
         n_freq, n_neurons = specs[0].shape[0], counts[0].shape[0]
         for index, (spec, count) in enumerate(zip(specs, counts, strict=True)):
             if spec.shape[0] != n_freq:
-                raise ValueError(
+                raise InputError(
                     f"spectrogram[{index}]: expected {n_freq} frequency rows like segment 0, "
                     f"found {spec.shape[0]}"
                 )
             if 0 in spec.shape:
-                raise ValueError(
+                raise InputError(
                     f"spectrogram[{index}]: expected frequency rows and time bins, "
                     f"found shape {spec.shape}"
                 )
             if not np.isfinite(spec).all():
-                raise ValueError(f"spectrogram[{index}]: expected finite values, found NaN/Inf")
+                raise InputError(f"spectrogram[{index}]: expected finite values, found NaN/Inf")
             if count.shape[2] != spec.shape[1]:
-                raise ValueError(
+                raise InputError(
                     f"counts[{index}]: expected {spec.shape[1]} time bins like "
                     f"spectrogram[{index}], found {count.shape[2]}"
                 )
             if count.shape[0] != n_neurons:
-                raise ValueError(
+                raise InputError(
                     f"counts[{index}]: expected {n_neurons} neurons like segment 0, "
                     f"found {count.shape[0]}"
                 )
             _check_counts(count, f"counts[{index}]")
         observed = sum(np.isfinite(c).all(axis=2).sum(axis=1) for c in counts)
         if (observed == 0).any():
-            raise ValueError(
+            raise InputError(
                 f"counts: expected at least one complete trial per neuron, found none for "
                 f"neuron index {int(np.argmin(observed))}"
             )
         if (isinstance(dt, bool) or not isinstance(dt, int | float | np.number)
                 or not np.isfinite(dt) or dt <= 0):
-            raise ValueError(f"dt: expected a bin width in seconds > 0, found {dt!r}")
+            raise InputError(f"dt: expected a bin width in seconds > 0, found {dt!r}")
         self.spectrograms = specs
         self.counts = counts
         self.dt = float(dt)
@@ -206,9 +209,9 @@ class Recording:
         try:
             self.freqs = np.asarray(freqs, dtype=float)
         except (TypeError, ValueError):
-            raise TypeError(f"freqs: expected {n_freq} numbers, found {freqs!r}") from None
+            raise InputTypeError(f"freqs: expected {n_freq} numbers, found {freqs!r}") from None
         if self.freqs.shape != (n_freq,) or not np.isfinite(self.freqs).all():
-            raise ValueError(
+            raise InputError(
                 f"freqs: expected {n_freq} finite values, found shape {self.freqs.shape}"
             )
         self.neuron_ids = _ids(neuron_ids, n_neurons, "neuron_ids", "n")
@@ -253,7 +256,7 @@ class Recording:
                   and -len(ids) <= item < len(ids)):
                 out.append(int(item) % len(ids))
             else:
-                raise ValueError(
+                raise InputError(
                     f"test_segments: expected segment ids {ids} or indices "
                     f"0..{len(ids) - 1}, found {item!r}"
                 )
@@ -277,9 +280,9 @@ class Recording:
                                   ("segment", segment, self.n_segments)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or not (
                     0 <= value < size):
-                raise ValueError(f"{name}: expected an index in 0..{size - 1}, found {value!r}")
+                raise InputError(f"{name}: expected an index in 0..{size - 1}, found {value!r}")
         if not isinstance(bins, slice):
-            raise TypeError(f"bins: expected a slice, found {type(bins).__name__}")
+            raise InputTypeError(f"bins: expected a slice, found {type(bins).__name__}")
         counts = [np.array(c, dtype=float) for c in self.counts]
         counts[segment][neuron, :, bins] = np.nan
         return Recording(self.spectrograms, counts, self.dt, freqs=self.freqs,
@@ -305,10 +308,10 @@ class Recording:
         with a warning giving how many bins and spikes that leaves out.
         """
         if isinstance(factor, bool) or not isinstance(factor, int | np.integer) or factor < 1:
-            raise ValueError(f"factor: expected a positive integer, found {factor!r}")
+            raise InputError(f"factor: expected a positive integer, found {factor!r}")
         shortest = int(self.segment_lengths.min())
         if factor > shortest:
-            raise ValueError(
+            raise InputError(
                 f"factor: expected at most the shortest segment's {shortest} bins, found {factor}"
             )
         kept = self.segment_lengths // factor * factor
@@ -336,10 +339,10 @@ class Recording:
         """
         test = sorted(set(self._segment_index(test_segments)))
         if not test:
-            raise ValueError("test_segments: expected at least one segment to hold out, found none")
+            raise InputError("test_segments: expected at least one segment to hold out, found none")
         train = [i for i in range(self.n_segments) if i not in test]
         if not train:
-            raise ValueError("test_segments: expected to leave at least one training segment")
+            raise InputError("test_segments: expected to leave at least one training segment")
         return self.select_segments(train), self.select_segments(test)
 
     # ---- files --------------------------------------------------------------------------------
@@ -347,9 +350,9 @@ class Recording:
         """Write ``.npz`` or ``.nc`` (by suffix) atomically; see the module docstring."""
         path = Path(path)
         if path.suffix not in (".npz", ".nc"):
-            raise ValueError(f"path: expected a .npz or .nc file name, found {path.name!r}")
+            raise InputError(f"path: expected a .npz or .nc file name, found {path.name!r}")
         if not path.parent.is_dir():
-            raise ValueError(f"path: expected an existing folder, found {str(path.parent)!r}")
+            raise InputError(f"path: expected an existing folder, found {str(path.parent)!r}")
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
         os.close(fd)
         try:
@@ -376,7 +379,7 @@ class Recording:
         """Read a recording written by `save` (``.npz`` or ``.nc``)."""
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"path: expected an existing .npz or .nc file, found {str(path)!r}")
+            raise InputError(f"path: expected an existing .npz or .nc file, found {str(path)!r}")
         if path.suffix == ".nc":
             import xarray as xr
 
@@ -384,20 +387,20 @@ class Recording:
                 with xr.open_dataset(path, engine="h5netcdf") as ds:
                     return cls.from_dataset(ds.load())
             except (OSError, ValueError, KeyError) as error:
-                raise ValueError(
+                raise InputError(
                     f"path: cannot read {str(path)!r} as a recording: {error}"
                 ) from None
         if path.suffix != ".npz":
-            raise ValueError(f"path: expected a .npz or .nc file, found {path.name!r}")
+            raise InputError(f"path: expected a .npz or .nc file, found {path.name!r}")
         content = _read_npz(path)
         if str(content.get("schema", "")) != SCHEMA:
-            raise ValueError(
+            raise InputError(
                 f"path: expected schema {SCHEMA!r} in {path.name}, "
                 f"found {str(content.get('schema', 'none'))!r}"
             )
         segment_ids = content.get("segment_ids", np.array([]))
         if segment_ids.ndim != 1:
-            raise ValueError(
+            raise InputError(
                 f"segment_ids: expected a 1-D array of names in {path.name}, "
                 f"found shape {segment_ids.shape}"
             )
@@ -407,17 +410,17 @@ class Recording:
         ]
         missing = [key for key in required if key not in content]
         if missing:
-            raise ValueError(f"path: {path.name} lacks the keys {missing} of schema {SCHEMA!r}")
+            raise InputError(f"path: {path.name} lacks the keys {missing} of schema {SCHEMA!r}")
         extra = sorted(set(content) - set(required))
         if extra:
-            raise ValueError(
+            raise InputError(
                 f"path: {path.name} holds keys {extra} outside schema {SCHEMA!r} "
                 f"(segment_ids names {n_segments} segments); nothing is dropped silently"
             )
         dt = content["dt"]
         if dt.shape != () or dt.dtype.kind not in "iuf":
             shown = repr(dt.item()) if dt.shape == () else f"an array of shape {dt.shape}"
-            raise ValueError(
+            raise InputError(
                 f"dt: expected a bin width in seconds (one number) in {path.name}, found {shown}"
             )
         return cls(
@@ -467,7 +470,7 @@ class Recording:
     def from_dataset(cls, ds) -> Recording:
         """Inverse of `to_dataset` (trial padding removed using ``n_trials``)."""
         if ds.attrs.get("schema") != SCHEMA:
-            raise ValueError(
+            raise InputError(
                 f"path: expected schema {SCHEMA!r}, found {ds.attrs.get('schema')!r}"
             )
         segment = ds["segment"].values.astype(str)

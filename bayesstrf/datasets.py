@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bayesstrf.data import Recording
+from bayesstrf.errors import InputError
 
 
 def load_segments_npz(path: str | os.PathLike, *, n_freq: int | None = None) -> Recording:
@@ -27,7 +28,7 @@ def load_segments_npz(path: str | os.PathLike, *, n_freq: int | None = None) -> 
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"path: expected an existing .npz file, found {str(path)!r}")
+        raise InputError(f"path: expected an existing .npz file, found {str(path)!r}")
     with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as npz:
         names = npz["segment_names"].astype(str)
         specs = [npz[f"spec_{i}"].astype(float) for i in range(len(names))]
@@ -37,7 +38,7 @@ def load_segments_npz(path: str | os.PathLike, *, n_freq: int | None = None) -> 
     if n_freq is not None:
         total = specs[0].shape[0]
         if isinstance(n_freq, bool) or not isinstance(n_freq, int) or not 1 <= n_freq <= total:
-            raise ValueError(f"n_freq: expected an integer in 1..{total}, found {n_freq!r}")
+            raise InputError(f"n_freq: expected an integer in 1..{total}, found {n_freq!r}")
         groups = np.array_split(np.arange(total), n_freq)
         specs = [np.stack([s[g].mean(0) for g in groups]) for s in specs]
         freqs = None if freqs is None else np.array([freqs[g].mean() for g in groups])
@@ -101,7 +102,7 @@ def _ns1_folder(path) -> Path:
     root = Path(path)
     missing = [str(p) for p in (_NS1_METADATA, _NS1_WAVS) if not (root / p).exists()]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"path: expected an NS1 release folder holding {_NS1_METADATA} and "
             f"{_NS1_WAVS}/, found {str(root)!r} without {' and '.join(missing)}"
         )
@@ -115,14 +116,14 @@ def _loadmat(file: Path) -> dict:
         return scipy.io.loadmat(file, squeeze_me=True)
     except (OSError, ValueError, TypeError, NotImplementedError) as error:
         message = " ".join(str(error).split())
-        raise ValueError(f"path: cannot read {str(file)!r} as a MATLAB file: {message}") from None
+        raise InputError(f"path: cannot read {str(file)!r} as a MATLAB file: {message}") from None
 
 
 def _field(record, name: str, file: Path):
     try:
         value = record[name]
     except (KeyError, ValueError, IndexError, TypeError):
-        raise ValueError(
+        raise InputError(
             f"path: expected a field {name!r} in {str(file)!r} (NS1 layout), found none"
         ) from None
     return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
@@ -161,7 +162,7 @@ def ns1_metadata(path: str | os.PathLike):
             "depth_um": float(_field(entry, "depth", file)),
         })
     if not rows:
-        raise ValueError(
+        raise InputError(
             f"path: expected spike files of the {len(neurons)} neurons listed in {_NS1_METADATA} "
             f"under {str(root / 'spikesandwav')!r}, found none"
         )
@@ -173,7 +174,7 @@ def _select_neurons(neurons, ids: list[str]) -> list[int]:
         return list(range(len(ids)))
     items = [neurons] if isinstance(neurons, str | int | np.integer) else list(neurons)
     if not items:
-        raise ValueError("neurons: expected at least one neuron id or index, found none")
+        raise InputError("neurons: expected at least one neuron id or index, found none")
     out = []
     for item in items:
         if isinstance(item, str) and item.removesuffix(".data.mat") in ids:
@@ -184,11 +185,11 @@ def _select_neurons(neurons, ids: list[str]) -> list[int]:
         else:
             close = difflib.get_close_matches(str(item), ids, n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
+            raise InputError(
                 f"neurons: expected ids {ids} or indices 0..{len(ids) - 1}, found {item!r}{hint}"
             )
     if len(set(out)) != len(out):
-        raise ValueError(f"neurons: expected each neuron once, found {items!r}")
+        raise InputError(f"neurons: expected each neuron once, found {items!r}")
     return out
 
 
@@ -251,7 +252,7 @@ def _ns1_sets(file: Path) -> dict[str, list[np.ndarray]]:
                          for r in repeats]
     missing = [name for name in NS1_SOUNDS if name not in out]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"path: expected the 20 natural-sound sets in {str(file)!r}, found none for {missing}"
         )
     return out
@@ -337,13 +338,13 @@ def load_ns1(path: str | os.PathLike, neurons=None, dt: float = 0.005, n_freq: i
     root = _ns1_folder(path)
     if (isinstance(dt, bool) or not isinstance(dt, int | float | np.number)
             or not np.isfinite(dt) or not 0.0005 <= dt <= 0.1):
-        raise ValueError(f"dt: expected a bin width in seconds in [0.0005, 0.1], found {dt!r}")
+        raise InputError(f"dt: expected a bin width in seconds in [0.0005, 0.1], found {dt!r}")
     if isinstance(n_freq, bool) or not isinstance(n_freq, int | np.integer) or not (
             2 <= n_freq <= 256):
-        raise ValueError(f"n_freq: expected an integer in 2..256, found {n_freq!r}")
+        raise InputError(f"n_freq: expected an integer in 2..256, found {n_freq!r}")
     if isinstance(floor_db, bool) or not isinstance(floor_db, int | float | np.number) or not (
             np.isfinite(floor_db)):
-        raise ValueError(f"floor_db: expected a finite level in dB SPL, found {floor_db!r}")
+        raise InputError(f"floor_db: expected a finite level in dB SPL, found {floor_db!r}")
     table = ns1_metadata(root)
     table = table.iloc[_select_neurons(neurons, table.index.tolist())]
 
@@ -353,9 +354,9 @@ def load_ns1(path: str | os.PathLike, neurons=None, dt: float = 0.005, n_freq: i
         try:
             rate, samples = scipy.io.wavfile.read(file)
         except (OSError, ValueError) as error:
-            raise ValueError(f"path: cannot read the NS1 sound {str(file)!r}: {error}") from None
+            raise InputError(f"path: cannot read the NS1 sound {str(file)!r}: {error}") from None
         if samples.ndim != 1:
-            raise ValueError(f"path: expected a mono WAV at {str(file)!r}, "
+            raise InputError(f"path: expected a mono WAV at {str(file)!r}, "
                              f"found shape {samples.shape}")
         spec, freqs = ns1_spectrogram(samples, float(rate), dt=float(dt), n_freq=int(n_freq),
                                       floor_db=float(floor_db))

@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayesstrf.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 #: Largest lag matrix ``(F L, T)`` float32 that ``drive="auto"`` materialises: 1 GiB (the
@@ -87,15 +89,15 @@ def make_design(spectrograms: list[np.ndarray], n_lags: int, drive: str = "auto"
         refuses a matrix over the budget rather than exhaust memory.
     """
     if isinstance(n_lags, bool) or not isinstance(n_lags, int | np.integer) or n_lags < 1:
-        raise ValueError(f"n_lags: expected a positive integer, found {n_lags!r}")
+        raise InputError(f"n_lags: expected a positive integer, found {n_lags!r}")
     if drive not in DRIVES:
-        raise ValueError(f"drive: expected one of {DRIVES}, found {drive!r}")
+        raise InputError(f"drive: expected one of {DRIVES}, found {drive!r}")
     if not spectrograms:
-        raise ValueError("spectrograms: expected at least one segment, found none")
+        raise InputError("spectrograms: expected at least one segment, found none")
     largest = np.finfo(np.float32).max
     for index, spec in enumerate(spectrograms):
         if not (np.abs(spec) <= largest).all():  # also refuses NaN
-            raise ValueError(
+            raise InputError(
                 f"spectrogram[{index}]: expected values within float32 range "
                 f"(|x| <= {largest:.3g}), the model computes in float32; found "
                 f"max |x| = {np.max(np.abs(spec)):.3g}"
@@ -133,7 +135,7 @@ def _use_lag_matrix(drive: str, size: int) -> bool:
     if size <= LAG_MATRIX_BYTES:
         return drive != "conv"
     if drive == "lag_matrix":
-        raise ValueError(
+        raise InputError(
             f"drive: the lag matrix would take {size / 2**20:.0f} MiB, over the budget of "
             f"{LAG_MATRIX_BYTES / 2**20:.0f} MiB (bayesstrf.design.LAG_MATRIX_BYTES); use "
             "drive='conv' or 'auto'"
@@ -160,7 +162,7 @@ def strf_drive(weights: jnp.ndarray, design: Design) -> jnp.ndarray:
     """
     n_lags = weights.shape[-1]
     if n_lags != design.n_lags:
-        raise ValueError(
+        raise InputError(
             f"weights: expected {design.n_lags} lags like the design, found {n_lags}"
         )
     if design.lagged is not None:
@@ -191,7 +193,7 @@ def lowrank_drive(spectral: jnp.ndarray, temporal: jnp.ndarray, design: Design) 
     """
     n_lags = temporal.shape[-1]
     if n_lags != design.n_lags:
-        raise ValueError(
+        raise InputError(
             f"temporal: expected {design.n_lags} lags like the design, found {n_lags}"
         )
     if design.lagged is not None:

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesstrf.errors import InputTypeError
+
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 EBFMI_MIN = 0.3
@@ -93,7 +95,7 @@ def diagnose(fit: xr.DataTree) -> Diagnostics:
     Diagnostics
     """
     if not isinstance(fit, xr.DataTree) or "posterior" not in fit or "sample_stats" not in fit:
-        raise TypeError(
+        raise InputTypeError(
             f"fit: expected a DataTree with posterior and sample_stats groups, "
             f"found {type(fit).__name__}"
         )

@@ -32,6 +32,7 @@ import xarray as xr
 
 from bayesstrf import checks
 from bayesstrf.data import Recording
+from bayesstrf.errors import InputError, InputTypeError
 from bayesstrf.io import load_fit, save_fit
 
 logger = logging.getLogger(__name__)
@@ -149,16 +150,16 @@ def fit_distributed(
     checks.recording(recording)
     submit = getattr(executor, "submit", None)
     if not callable(submit):
-        raise TypeError(
+        raise InputTypeError(
             "executor: expected a dask.distributed.Client or a concurrent.futures.Executor "
             f"(an object with a submit method), found {type(executor).__name__}"
         )
     neurons_per_chunk = checks.positive_int(neurons_per_chunk, "neurons_per_chunk")
     if isinstance(retries, bool) or not isinstance(retries, int | np.integer) or retries < 0:
-        raise ValueError(f"retries: expected a non-negative integer, found {retries!r}")
+        raise InputError(f"retries: expected a non-negative integer, found {retries!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"out: expected a folder (created if missing), found a file {str(out)!r}")
+        raise InputError(f"out: expected a folder (created if missing), found a file {str(out)!r}")
     settings = _settings(recording, fit_kwargs)
     chunks = [_Chunk(first, min(first + neurons_per_chunk, recording.n_neurons) - 1)
               for first in range(0, recording.n_neurons, neurons_per_chunk)]
@@ -195,14 +196,14 @@ def _settings(recording: Recording, fit_kwargs: dict) -> dict:
 
     refused = sorted(set(fit_kwargs) & {"checkpoint", "checkpoint_every"})
     if refused:
-        raise ValueError(
+        raise InputError(
             f"fit_kwargs: fit_distributed does not pass {refused} to fit: each chunk is saved "
             "when done, and a rerun with the same out skips the saved chunks"
         )
     try:
         bound = inspect.signature(fit).bind(recording, **fit_kwargs)
     except TypeError as error:
-        raise TypeError(f"fit_kwargs: not arguments of bayesstrf.fit: {error}") from None
+        raise InputTypeError(f"fit_kwargs: not arguments of bayesstrf.fit: {error}") from None
     bound.apply_defaults()
     settings = {k: v for k, v in bound.arguments.items()
                 if k not in ("recording", *NOT_PASSED)}
@@ -230,7 +231,7 @@ def _claim(out: Path, job: dict) -> None:
     path = out / "job.json"
     if not path.exists():
         if any(out.glob("chunk-*.nc")):
-            raise ValueError(
+            raise InputError(
                 f"out: {str(out)!r} holds chunk files but no job.json, so they cannot be "
                 "checked to belong to this job; use another folder or remove them"
             )
@@ -242,7 +243,7 @@ def _claim(out: Path, job: dict) -> None:
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"out: cannot read {str(path)!r}: {error}") from None
+        raise InputError(f"out: cannot read {str(path)!r}: {error}") from None
     if saved == job:
         return
     if not isinstance(saved, dict) or saved.get("schema") != JOB_SCHEMA:
@@ -256,7 +257,7 @@ def _claim(out: Path, job: dict) -> None:
         old, new = saved["settings"], job["settings"]
         problems += [f"{key}={old.get(key)!r} (now {new.get(key)!r})"
                      for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
-    raise ValueError(
+    raise InputError(
         f"out: {str(out)!r} holds another job ({path.name}: {', '.join(problems)}); use "
         "another folder, or remove this one to start over"
     )
@@ -312,7 +313,7 @@ def _run(executor, recording: Recording, todo: list[_Chunk], out: Path, fit_kwar
                 f"saved in out={str(out)!r}: rerun with a working executor to finish"
             ) from error
         if not dask and not callable(getattr(future, "add_done_callback", None)):
-            raise TypeError(
+            raise InputTypeError(
                 "executor: expected submit to return a concurrent.futures.Future, found "
                 f"{type(future).__name__}"
             )
@@ -378,17 +379,17 @@ def merge_fits(fits: Sequence[xr.DataTree], names: Sequence[str] | None = None) 
     fits = list(fits)
     if not fits or not all(isinstance(f, xr.DataTree) and "posterior" in f.children
                            for f in fits):
-        raise TypeError("fits: expected a non-empty sequence of fits (DataTrees with a "
+        raise InputTypeError("fits: expected a non-empty sequence of fits (DataTrees with a "
                         "posterior group)")
     names = list(names) if names is not None else [str(i) for i in range(len(fits))]
     neurons = [f["posterior"]["neuron"].values for f in fits]
     every = np.concatenate(neurons).astype(str)
     if len(set(every.tolist())) != len(every):
-        raise ValueError(f"fits: expected each neuron in one fit only, found {every.tolist()}")
+        raise InputError(f"fits: expected each neuron in one fit only, found {every.tolist()}")
     groups = list(fits[0].children)
     for name, f in zip(names, fits, strict=True):
         if list(f.children) != groups:
-            raise ValueError(f"fits: expected groups {groups} in every fit, found "
+            raise InputError(f"fits: expected groups {groups} in every fit, found "
                              f"{list(f.children)} in {name}")
     tree = xr.DataTree(dataset=xr.Dataset(attrs=_merge_attrs(fits, neurons, names)))
     for group in groups:

@@ -53,6 +53,7 @@ from bayesstrf import sampler as sampling
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
 from bayesstrf.design import Design, make_design
+from bayesstrf.errors import InputError, InputTypeError
 from bayesstrf.model import (
     Counts,
     build_priors,
@@ -512,30 +513,30 @@ def fit(
     n_lags, chains = checks.positive_int(n_lags, "n_lags"), checks.positive_int(chains, "chains")
     warmup, draws = checks.positive_int(warmup, "warmup"), checks.positive_int(draws, "draws")
     if warmup < 10:
-        raise ValueError(f"warmup: expected at least 10 iterations (two stages), found {warmup}")
+        raise InputError(f"warmup: expected at least 10 iterations (two stages), found {warmup}")
     max_tree_depth = checks.positive_int(max_tree_depth, "max_tree_depth")
     checkpoint_every = checks.positive_int(checkpoint_every, "checkpoint_every")
     if checkpoint is not None and not str(checkpoint).endswith(".npz"):
-        raise ValueError(f"checkpoint: expected a path ending in .npz, found {str(checkpoint)!r}")
+        raise InputError(f"checkpoint: expected a path ending in .npz, found {str(checkpoint)!r}")
     seed = checks.seed(seed)
     if target_accept is None:
         target_accept = max(strf_prior.target_accept, family.target_accept)
     if not checks.is_real(target_accept) or not 0 < target_accept < 1:
-        raise ValueError(f"target_accept: expected a value in (0, 1), found {target_accept!r}")
+        raise InputError(f"target_accept: expected a value in (0, 1), found {target_accept!r}")
     shortest = int(recording.segment_lengths.min())
     if shortest < n_lags:
-        raise ValueError(
+        raise InputError(
             f"n_lags: expected every segment to be at least n_lags={n_lags} bins long, found a "
             f"segment of {shortest} bins "
             f"({recording.segment_ids[recording.segment_lengths.argmin()]})"
         )
     chain_method = chain_method or choose_chain_method(chains)
     if chain_method not in sampling.CHAIN_METHODS:
-        raise ValueError(f"chain_method: expected one of {', '.join(sampling.CHAIN_METHODS)}, "
+        raise InputError(f"chain_method: expected one of {', '.join(sampling.CHAIN_METHODS)}, "
                          f"found {chain_method!r}")
 
     if pooling not in (None, "activation"):
-        raise ValueError(f"pooling: expected None or 'activation', found {pooling!r}")
+        raise InputError(f"pooling: expected None or 'activation', found {pooling!r}")
     neuronwise = recording.n_neurons > 1 and pooling is None
     problem = build_problem(recording, family, strf_prior, n_lags, priors,
                             neuronwise=neuronwise, pooling=pooling, drive=drive)
@@ -612,7 +613,7 @@ def _check_start(start, settings: dict, recording: Recording) -> None:
     """Refuse a ``start`` fit of another model, naming what differs."""
     if not isinstance(start, xr.DataTree) or not {"posterior", "sample_stats"} <= set(
             start.children):
-        raise TypeError(f"start: expected a DataTree from bayesstrf.fit, found "
+        raise InputTypeError(f"start: expected a DataTree from bayesstrf.fit, found "
                         f"{type(start).__name__}")
     attrs, posterior = start.attrs, start["posterior"]
     found = {
@@ -628,7 +629,7 @@ def _check_start(start, settings: dict, recording: Recording) -> None:
         "neurons": [str(n) for n in recording.neuron_ids]}
     for name, value in found.items():
         if value != expected[name]:
-            raise ValueError(f"start: expected a fit with {name} {expected[name]!r} like this "
+            raise InputError(f"start: expected a fit with {name} {expected[name]!r} like this "
                              f"one, found {value!r}")
 
 

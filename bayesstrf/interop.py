@@ -76,6 +76,7 @@ import xarray as xr
 
 from bayesstrf import activations, checks
 from bayesstrf.data import _read_npz
+from bayesstrf.errors import InputError, InputTypeError
 
 WEIGHT = "readout.strf.kernel.weight"
 BIAS = "readout.strf.kernel.bias"
@@ -103,7 +104,7 @@ _IDENTITY_VAR = np.float32(1) - np.float32(BN_EPS)
 def _family(name, argument: str) -> activations.Activation:
     family = activations.get(name)
     if family.name not in NAMES:
-        raise ValueError(
+        raise InputError(
             f"{argument}: expected one of deepSTRF's families {sorted(NAMES)}, found "
             f"{family.name!r}, which deepSTRF does not have"
         )
@@ -113,7 +114,7 @@ def _family(name, argument: str) -> activations.Activation:
 def _summary(fit: xr.DataTree, stat) -> tuple[activations.Activation, dict[str, np.ndarray]]:
     """The family of ``fit`` and its parameters reduced over ``(chain, draw)`` by ``stat``."""
     if not isinstance(fit, xr.DataTree) or "posterior" not in fit.children:
-        raise TypeError(
+        raise InputTypeError(
             f"fit: expected a DataTree from bayesstrf.fit with a posterior group, "
             f"found {type(fit).__name__}"
         )
@@ -122,11 +123,11 @@ def _summary(fit: xr.DataTree, stat) -> tuple[activations.Activation, dict[str, 
     names = ("strf", "intercept", *family.params)
     missing = [name for name in names if name not in posterior]
     if missing:
-        raise ValueError(f"fit: expected posterior variables {list(names)}, lacking {missing}")
+        raise InputError(f"fit: expected posterior variables {list(names)}, lacking {missing}")
     n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
     if isinstance(stat, int | np.integer) and not isinstance(stat, bool):
         if not 0 <= stat < n_samples:
-            raise ValueError(
+            raise InputError(
                 f"stat: expected a draw index in 0..{n_samples - 1} (chains x draws, "
                 f"chain-major), found {stat}"
             )
@@ -134,7 +135,7 @@ def _summary(fit: xr.DataTree, stat) -> tuple[activations.Activation, dict[str, 
     elif stat in ("mean", "median"):
         reduce = lambda a: getattr(a, stat)(("chain", "draw")).values  # noqa: E731
     else:
-        raise ValueError(
+        raise InputError(
             f"stat: expected 'mean', 'median' or an integer draw index, found {stat!r}"
         )
     return family, {name: np.asarray(reduce(posterior[name])) for name in names}
@@ -185,10 +186,10 @@ def to_deepstrf(fit: xr.DataTree, stat: str | int = "mean",
 def _save(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix not in _SUFFIXES:
-        raise ValueError(f"path: expected a file name ending in .npz or .safetensors, "
+        raise InputError(f"path: expected a file name ending in .npz or .safetensors, "
                          f"found {path.name!r}")
     if not path.parent.is_dir():
-        raise ValueError(f"path: expected an existing folder, found {str(path.parent)!r}")
+        raise InputError(f"path: expected an existing folder, found {str(path.parent)!r}")
     if path.suffix == ".safetensors":
         try:
             from safetensors.numpy import save_file
@@ -214,7 +215,7 @@ def _save(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
 
 def _load(path: Path) -> dict:
     if not path.is_file():
-        raise ValueError(f"state_dict_or_path: expected an existing file, found {str(path)!r}")
+        raise InputError(f"state_dict_or_path: expected an existing file, found {str(path)!r}")
     if path.suffix == ".npz":
         return _read_npz(path)
     if path.suffix == ".safetensors":
@@ -236,12 +237,12 @@ def _load(path: Path) -> dict:
             ) from None
         loaded = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(loaded, Mapping):
-            raise ValueError(
+            raise InputError(
                 f"state_dict_or_path: expected {str(path)!r} to hold a state_dict (a dict of "
                 f"tensors), found {type(loaded).__name__}"
             )
         return dict(loaded)
-    raise ValueError(
+    raise InputError(
         "state_dict_or_path: expected a dict of arrays or a .npz, .safetensors, .pt or .pth "
         f"file, found {path.name!r}"
     )
@@ -252,12 +253,12 @@ def _array(value, key: str) -> np.ndarray:
         value = value.detach().cpu().numpy()
     array = np.asarray(value)
     if array.dtype.kind not in "iuf":
-        raise TypeError(
+        raise InputTypeError(
             f"state_dict_or_path[{key!r}]: expected a real numeric array, found dtype "
             f"{array.dtype}"
         )
     if not np.isfinite(array).all():
-        raise ValueError(f"state_dict_or_path[{key!r}]: expected finite values, found NaN/Inf")
+        raise InputError(f"state_dict_or_path[{key!r}]: expected finite values, found NaN/Inf")
     return array.astype(np.float64)
 
 
@@ -288,13 +289,13 @@ def from_deepstrf(state_dict_or_path, activation: str, *,
     """
     family = _family(activation, "activation")
     if not checks.is_real(bn_eps) or not bn_eps >= 0:
-        raise ValueError(f"bn_eps: expected a non-negative number, found {bn_eps!r}")
+        raise InputError(f"bn_eps: expected a non-negative number, found {bn_eps!r}")
     if isinstance(state_dict_or_path, str | os.PathLike):
         state = _load(Path(state_dict_or_path))
     elif isinstance(state_dict_or_path, Mapping):
         state = dict(state_dict_or_path)
     else:
-        raise TypeError(
+        raise InputTypeError(
             "state_dict_or_path: expected a dict of arrays or a file path, found "
             f"{type(state_dict_or_path).__name__}"
         )
@@ -304,21 +305,21 @@ def from_deepstrf(state_dict_or_path, activation: str, *,
     missing = [key for key in expected if key not in state]
     extra = sorted(set(map(str, state)) - set(expected) - {BN_COUNT})
     if missing or extra:
-        raise ValueError(
+        raise InputError(
             f"state_dict_or_path: expected exactly the keys {expected} of a {family.name} "
             f"LinearNonlinear model, found missing {missing} and unexpected {extra}"
         )
     arrays = {key: _array(state[key], key) for key in expected}
     weight = arrays[WEIGHT]
     if weight.ndim != 4 or weight.shape[1] != 1 or 0 in weight.shape:
-        raise ValueError(
+        raise InputError(
             f"state_dict_or_path[{WEIGHT!r}]: expected shape (N, 1, F, T) with one input "
             f"channel, found {weight.shape}"
         )
     n_neurons = weight.shape[0]
     for key in expected[1:]:
         if arrays[key].shape != (n_neurons,):
-            raise ValueError(
+            raise InputError(
                 f"state_dict_or_path[{key!r}]: expected shape ({n_neurons},) like the kernel's "
                 f"neurons, found {arrays[key].shape}"
             )
@@ -327,7 +328,7 @@ def from_deepstrf(state_dict_or_path, activation: str, *,
     if BN[0] in arrays:
         gamma, beta, mean, var = (arrays[key] for key in BN)
         if (var + bn_eps <= 0).any():
-            raise ValueError(
+            raise InputError(
                 f"state_dict_or_path[{BN[3]!r}]: expected running variances above -bn_eps, "
                 f"found {float(var.min())}"
             )
@@ -338,7 +339,7 @@ def from_deepstrf(state_dict_or_path, activation: str, *,
     if family.name == "sigmoid":
         d = raw.pop("d")
         if (d == 0).any():
-            raise ValueError(
+            raise InputError(
                 f"state_dict_or_path[{PREFIX + 'd'!r}]: expected non-zero reciprocal gains, "
                 f"found 0 for neuron index {int(np.argmax(d == 0))}"
             )

@@ -15,6 +15,7 @@ import xarray as xr
 
 import bayesstrf
 from bayesstrf.data import Recording
+from bayesstrf.errors import InputError, InputTypeError
 
 FIT_SCHEMA = "bayesstrf.fit/1"
 
@@ -34,16 +35,16 @@ def save_fit(fit: xr.DataTree, path: str | os.PathLike, *, overwrite: bool = Fal
     """
     path = Path(path)
     if not isinstance(fit, xr.DataTree):
-        raise TypeError(
+        raise InputTypeError(
             f"fit: expected an xarray.DataTree from bayesstrf.fit, found {type(fit).__name__}"
         )
     if "posterior" not in fit.children:
-        raise ValueError(
+        raise InputError(
             "fit: expected a DataTree with a 'posterior' group, "
             f"found groups {sorted(fit.children)}"
         )
     if path.suffix != ".nc":
-        raise ValueError(f"path: expected a .nc file name for a fit, found {path.name!r}")
+        raise InputError(f"path: expected a .nc file name for a fit, found {path.name!r}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"path: {str(path)!r} exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,20 +72,20 @@ def load_fit(path: str | os.PathLike) -> xr.DataTree:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"path: expected an existing fit file (.nc), found {str(path)!r}")
+        raise InputError(f"path: expected an existing fit file (.nc), found {str(path)!r}")
     try:
         with xr.open_datatree(path, engine="h5netcdf") as tree:
             tree = tree.load()
     except Exception as error:  # h5py and h5netcdf raise many types for corrupt files
         message = " ".join(str(error).split())
-        raise ValueError(
+        raise InputError(
             f"path: cannot read {str(path)!r} as a netCDF fit (truncated or corrupt? {message})"
         ) from None
     schema = tree.attrs.get("schema")
     if schema != FIT_SCHEMA:
-        raise ValueError(f"path: {str(path)!r} {_schema_problem(schema)}")
+        raise InputError(f"path: {str(path)!r} {_schema_problem(schema)}")
     if "posterior" not in tree.children or "strf" not in tree["posterior"].data_vars:
-        raise ValueError(
+        raise InputError(
             f"path: {str(path)!r} lacks the group 'posterior' with variable 'strf' that every "
             f"bayesstrf fit holds; found groups {sorted(tree.children)}"
         )

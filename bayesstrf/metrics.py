@@ -18,20 +18,22 @@ from numpy.typing import ArrayLike
 from scipy import stats
 from scipy.special import gammaln, logsumexp, xlogy
 
+from bayesstrf.errors import InputError
+
 
 def _as_observed(observed: ArrayLike, *, counts: bool = False) -> np.ndarray:
     y = np.asarray(observed, dtype=float)
     if y.ndim != 2:
-        raise ValueError(f"observed: expected a 2-D array (n_trials, n_time), found {y.shape}")
+        raise InputError(f"observed: expected a 2-D array (n_trials, n_time), found {y.shape}")
     if y.size == 0 or np.isnan(y).all():
-        raise ValueError(f"observed: expected some non-missing counts, found none in {y.shape}")
+        raise InputError(f"observed: expected some non-missing counts, found none in {y.shape}")
     valid = y[~np.isnan(y)]
     if np.isinf(valid).any():
-        raise ValueError("observed: expected finite counts or NaN, found inf")
+        raise InputError("observed: expected finite counts or NaN, found inf")
     if valid.min() < 0:
-        raise ValueError(f"observed: expected non-negative counts, found minimum {valid.min()}")
+        raise InputError(f"observed: expected non-negative counts, found minimum {valid.min()}")
     if counts and (valid != np.round(valid)).any():
-        raise ValueError("observed: expected integer-valued counts, found non-integer values")
+        raise InputError("observed: expected integer-valued counts, found non-integer values")
     return y
 
 
@@ -39,13 +41,13 @@ def _as_rates(x: ArrayLike, n_time: int, *, name: str, ndim: int, shape: str,
               non_negative: bool = False) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     if x.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-D array {shape}, found shape {x.shape}")
+        raise InputError(f"{name}: expected a {ndim}-D array {shape}, found shape {x.shape}")
     if x.shape[-1] != n_time:
-        raise ValueError(f"{name}: expected n_time = {n_time} as observed, found {x.shape[-1]}")
+        raise InputError(f"{name}: expected n_time = {n_time} as observed, found {x.shape[-1]}")
     if not np.isfinite(x).all():
-        raise ValueError(f"{name}: expected finite values, found NaN or inf")
+        raise InputError(f"{name}: expected finite values, found NaN or inf")
     if non_negative and x.size and x.min() < 0:
-        raise ValueError(f"{name}: expected non-negative rates, found minimum {x.min()}")
+        raise InputError(f"{name}: expected non-negative rates, found minimum {x.min()}")
     return x
 
 
@@ -53,7 +55,7 @@ def _complete_trials(y: np.ndarray) -> np.ndarray:
     complete = y[~np.isnan(y).any(axis=1)]
     if complete.shape[0] < 2:
         msg = f"expected at least 2 complete (non-NaN) trials, found {complete.shape[0]}"
-        raise ValueError(f"observed: {msg}")
+        raise InputError(f"observed: {msg}")
     return complete
 
 
@@ -170,7 +172,7 @@ def cc_max(observed: ArrayLike, *, n_splits: int | None = None, seed: int = 0) -
     if n_splits is None:
         splits = [np.concatenate([np.arange(0, r, 2), np.arange(1, r, 2)])]
     elif n_splits < 1:
-        raise ValueError(f"n_splits: expected a positive integer or None, found {n_splits}")
+        raise InputError(f"n_splits: expected a positive integer or None, found {n_splits}")
     else:
         rng = np.random.default_rng(seed)
         splits = [rng.permutation(r) for _ in range(n_splits)]
@@ -199,7 +201,7 @@ def cc_norm_segments(predictions: Sequence[ArrayLike], observeds: Sequence[Array
         NaN when no segment has a defined CCnorm.
     """
     if len(predictions) != len(observeds) or len(predictions) == 0:
-        raise ValueError(
+        raise InputError(
             "predictions: expected a non-empty sequence as long as observeds "
             f"({len(observeds)}), found {len(predictions)}"
         )
@@ -239,7 +241,7 @@ def log_predictive_density(prediction_draws: ArrayLike, observed: ArrayLike) -> 
     lam = _as_rates(prediction_draws, y.shape[1], name="prediction_draws", ndim=2,
                     shape="(n_draws, n_time)", non_negative=True)
     if lam.shape[0] == 0:
-        raise ValueError("prediction_draws: expected at least one draw, found 0")
+        raise InputError("prediction_draws: expected at least one draw, found 0")
     log_lik = _poisson_terms(lam, y) - gammaln(y[~np.isnan(y)] + 1).sum()
     return float(logsumexp(log_lik) - np.log(lam.shape[0]))
 
@@ -276,7 +278,7 @@ def bits_per_spike(prediction: ArrayLike, observed: ArrayLike,
     if baseline_rate is None:
         baseline_rate = n_spikes / (~np.isnan(y)).sum()
     elif not (np.isfinite(baseline_rate) and baseline_rate > 0):
-        raise ValueError(f"baseline_rate: expected a positive finite rate, found {baseline_rate}")
+        raise InputError(f"baseline_rate: expected a positive finite rate, found {baseline_rate}")
     gain = _poisson_terms(x, y) - _poisson_terms(np.full_like(x, baseline_rate), y)
     return float(gain / (n_spikes * np.log(2)))
 
@@ -306,12 +308,12 @@ def psth_coverage(prediction_draws: ArrayLike, observed: ArrayLike, prob: float 
         Mean over bins with at least one trial; NaN if there is none.
     """
     if not 0 < prob < 1:
-        raise ValueError(f"prob: expected a probability in (0, 1), found {prob}")
+        raise InputError(f"prob: expected a probability in (0, 1), found {prob}")
     y = _as_observed(observed, counts=True)
     lam = _as_rates(prediction_draws, y.shape[1], name="prediction_draws", ndim=2,
                     shape="(n_draws, n_time)", non_negative=True)
     if lam.shape[0] == 0:
-        raise ValueError("prediction_draws: expected at least one draw, found 0")
+        raise InputError("prediction_draws: expected at least one draw, found 0")
     trials = (~np.isnan(y)).sum(axis=0)
     seen = trials > 0
     if not seen.any():
@@ -344,10 +346,10 @@ def draws_interval(values: ArrayLike, prob: float = 0.9) -> tuple[float, float, 
         NaN if any value is NaN.
     """
     if not 0 < prob < 1:
-        raise ValueError(f"prob: expected a probability in (0, 1), found {prob}")
+        raise InputError(f"prob: expected a probability in (0, 1), found {prob}")
     v = np.asarray(values, dtype=float).ravel()
     if v.size == 0:
-        raise ValueError("values: expected at least one value, found an empty array")
+        raise InputError("values: expected at least one value, found an empty array")
     lower, upper = np.quantile(v, [(1 - prob) / 2, (1 + prob) / 2])
     return float(v.mean()), float(lower), float(upper)
 
@@ -372,7 +374,7 @@ def cc_norm_draws(prediction: xr.DataArray, observed: ArrayLike | xr.DataArray, 
         CCnorm named ``"cc_norm"``, with the dims of ``prediction`` except ``time_dim``.
     """
     if time_dim not in prediction.dims:
-        raise ValueError(f"prediction: expected a {time_dim!r} dim, found dims {prediction.dims}")
+        raise InputError(f"prediction: expected a {time_dim!r} dim, found dims {prediction.dims}")
     if isinstance(observed, xr.DataArray):
         observed = observed.transpose(..., time_dim).values
     y = _complete_trials(_as_observed(observed))

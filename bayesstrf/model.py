@@ -30,6 +30,7 @@ from scipy.special import gammaln
 
 from bayesstrf.activations import Activation
 from bayesstrf.design import Design, lowrank_drive, strf_drive
+from bayesstrf.errors import InputError, InputTypeError
 
 
 class Counts(NamedTuple):
@@ -87,7 +88,7 @@ def check_poolable(activation: Activation, priors: Mapping[str, dist.Distributio
     """Partial pooling builds on each activation parameter's Normal prior: check there is one."""
     for name in activation.params:
         if _normal_parts(priors[name]) is None:
-            raise ValueError(
+            raise InputError(
                 f"priors[{name!r}]: pooling='activation' expected a Normal prior (the "
                 f"population is pooled around it), found {type(priors[name]).__name__}"
             )
@@ -216,30 +217,33 @@ def build_priors(
     mean_rate = np.asarray(mean_rate, dtype=float)
     n_neurons = mean_rate.shape[0]
     priors = dict(activation.default_priors(mean_rate))
-    if activation.free_intercept:
-        exponential = activation.name == "exponential"
-        loc = np.log(mean_rate) if exponential else mean_rate
-        priors["drive_offset"] = dist.Normal(loc, 2.0 if exponential else 1.0)
     if overrides is not None and not isinstance(overrides, Mapping):
-        raise TypeError(f"priors: expected a dict of name -> distribution, found {overrides!r}")
+        raise InputTypeError(
+            f"priors: expected a dict of name -> distribution, found {overrides!r}")
+    sites = [*activation.params, *(["drive_offset"] if activation.free_intercept else [])]
     for name, prior in (overrides or {}).items():
-        if name not in priors:
-            close = difflib.get_close_matches(str(name), priors, n=1)
+        if name not in sites:
+            close = difflib.get_close_matches(str(name), sites, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"priors: expected names among {sorted(priors)} for activation "
+            raise InputError(
+                f"priors: expected names among {sorted(sites)} for activation "
                 f"{activation.name!r}, found {name!r}{hint}"
             )
         if not isinstance(prior, dist.Distribution):
-            raise TypeError(
+            raise InputTypeError(
                 f"priors[{name!r}]: expected a numpyro distribution, found {type(prior).__name__}"
             )
         if prior.event_shape != () or prior.batch_shape not in ((), (n_neurons,)):
-            raise ValueError(
+            raise InputError(
                 f"priors[{name!r}]: expected a univariate distribution with batch shape () or "
                 f"({n_neurons},), found batch {prior.batch_shape}, event {prior.event_shape}"
             )
         priors[name] = prior
+    missing = [name for name in sites if name not in priors]
+    if missing:
+        raise InputError(
+            f"priors: activation {activation.name!r} has no default prior for {missing}: "
+            f"expected priors={{name: distribution}} for each")
     return {name: prior.expand((n_neurons,)).to_event(1) for name, prior in priors.items()}
 
 

@@ -27,6 +27,7 @@ from bayesstrf import activations
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design
+from bayesstrf.errors import InputError
 from bayesstrf.inference import latent_supports
 from bayesstrf.model import count_statistics, make_model, restore_priors
 from bayesstrf.prediction import unit_log_likelihood, units
@@ -48,14 +49,13 @@ def fitted_model(fit: xr.DataTree, recording: Recording):
         If ``recording`` is not the one the fit was made on (stimulus normalisation or shapes).
     """
     family = activations.get(fit.attrs["activation"])
-    spec = json.loads(fit.attrs["strf_prior"])
-    strf_prior = strf_priors.REGISTRY[spec.pop("name")](**spec)
+    strf_prior = strf_priors.from_spec(json.loads(fit.attrs["strf_prior"]))
     priors = restore_priors(json.loads(fit.attrs["priors"]))
     design = make_design(recording.spectrograms, int(fit.attrs["n_lags"]))
     fitted_on = json.loads(fit.attrs["hyperparameters"])
     if (recording.n_neurons != fit["posterior"].sizes["neuron"] or not np.allclose(
             np.asarray(design.mean), fitted_on["stimulus_mean"], rtol=1e-5, atol=1e-6)):
-        raise ValueError(
+        raise InputError(
             "recording: expected the recording the fits were made on (its neurons and "
             "stimulus), found a different one")
     model = make_model(family, strf_prior, priors, recording.n_neurons,

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bayesstrf.data import Recording
+from bayesstrf.errors import InputError, InputTypeError
 
 #: relative tolerance on regular timestamps and on ``dt`` being a multiple of the frame interval
 _TOLERANCE = 1e-6
@@ -52,7 +53,7 @@ def _stimulus_series(nwbfile, stimulus: str):
         if stimulus in place:
             return place[stimulus]
     found = {name: sorted(place) for name, place in places.items() if len(place)}
-    raise ValueError(
+    raise InputError(
         f"stimulus: expected a TimeSeries named {stimulus!r} in the stimulus or acquisition "
         f"groups, found {found or 'none'}"
     )
@@ -62,7 +63,7 @@ def _frames(series, stimulus: str) -> tuple[np.ndarray, float, float]:
     """Data ``(T, F)``, first frame time and frame interval of a stimulus TimeSeries."""
     data = np.asarray(series.data[:])
     if data.ndim != 2 or 0 in data.shape or data.dtype.kind not in "iuf":
-        raise ValueError(
+        raise InputError(
             f"stimulus: expected {stimulus!r} to hold numeric (time, freq) data, found shape "
             f"{data.shape} and dtype {data.dtype}"
         )
@@ -70,13 +71,13 @@ def _frames(series, stimulus: str) -> tuple[np.ndarray, float, float]:
         stamps = np.asarray(series.timestamps[:], dtype=float)
         steps = np.diff(stamps)
         if stamps.shape != (data.shape[0],) or steps.size == 0:
-            raise ValueError(
+            raise InputError(
                 f"stimulus: expected one timestamp per frame of {stimulus!r} (at least two), "
                 f"found {stamps.shape[0]} for {data.shape[0]} frames"
             )
         interval = float(np.median(steps))
         if interval <= 0 or np.abs(steps - interval).max() > 1e-3 * interval:
-            raise ValueError(
+            raise InputError(
                 f"stimulus: expected regular timestamps for {stimulus!r}, found intervals from "
                 f"{steps.min():g} to {steps.max():g} s"
             )
@@ -88,10 +89,10 @@ def _bin_factor(dt, interval: float) -> int:
     if dt is None:
         return 1
     if isinstance(dt, bool) or not isinstance(dt, int | float | np.number) or not dt > 0:
-        raise ValueError(f"dt: expected a bin width in seconds > 0 or None, found {dt!r}")
+        raise InputError(f"dt: expected a bin width in seconds > 0 or None, found {dt!r}")
     factor = round(dt / interval)
     if factor < 1 or abs(factor * interval - dt) > _TOLERANCE * dt:
-        raise ValueError(
+        raise InputError(
             f"dt: expected an integer multiple of the stimulus frame interval {interval:g} s, "
             f"found {dt!r}"
         )
@@ -107,12 +108,12 @@ def _unit_rows(table, units) -> tuple[list[int], np.ndarray]:
     for unit in wanted:
         matches = np.flatnonzero(ids == unit) if not isinstance(unit, bool) else []
         if len(matches) != 1:
-            raise ValueError(
+            raise InputError(
                 f"units: expected unit ids among {ids.tolist()}, found {unit!r}"
             )
         rows.append(int(matches[0]))
     if not rows:
-        raise ValueError("units: expected at least one unit id, found none")
+        raise InputError("units: expected at least one unit id, found none")
     return rows, ids[rows]
 
 
@@ -167,10 +168,10 @@ def read_nwb(
     """
     pynwb = _import_pynwb()
     if not isinstance(stimulus, str):
-        raise TypeError(f"stimulus: expected the name of a TimeSeries, found {stimulus!r}")
+        raise InputTypeError(f"stimulus: expected the name of a TimeSeries, found {stimulus!r}")
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"path: expected an existing NWB file, found {str(path)!r}")
+        raise InputError(f"path: expected an existing NWB file, found {str(path)!r}")
     unreadable = (OSError, ValueError, KeyError, TypeError)
     try:
         io = pynwb.NWBHDF5IO(str(path), mode="r")
@@ -182,7 +183,7 @@ def read_nwb(
         except unreadable as error:
             raise _unreadable(path, error) from None
         if nwbfile.units is None or len(nwbfile.units) == 0:
-            raise ValueError(f"path: expected a Units table with spike times in {path.name}, "
+            raise InputError(f"path: expected a Units table with spike times in {path.name}, "
                              "found none")
         rows, ids = _unit_rows(nwbfile.units, units)
         spikes = [np.sort(np.asarray(nwbfile.units["spike_times"][row], dtype=float))
@@ -195,7 +196,7 @@ def read_nwb(
     if trials is None or len(trials) == 0:
         n_bins = data.shape[0] // factor
         if n_bins == 0:
-            raise ValueError(f"dt: expected at most {data.shape[0]} stimulus frames per bin, "
+            raise InputError(f"dt: expected at most {data.shape[0]} stimulus frames per bin, "
                              f"found {factor}")
         specs = [data[: n_bins * factor]]
         counts = [_count(spikes, start, n_bins, width)[:, None]]
@@ -219,7 +220,7 @@ def _segments(trials, data, start, interval, factor, spikes, group_by):
         first = int(round((row["start_time"] - start) / interval))
         n_bins = int(round((row["stop_time"] - row["start_time"]) / width))
         if n_bins < 1 or first < 0 or first + n_bins * factor > data.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"trials: expected trial {index} ({row['start_time']:g}-{row['stop_time']:g} s) "
                 f"to cover at least one bin within the stimulus ({start:g} s, "
                 f"{data.shape[0]} frames of {interval:g} s), found frames {first}.."
@@ -232,7 +233,7 @@ def _segments(trials, data, start, interval, factor, spikes, group_by):
         frames = [data[first : first + n_bins * factor] for _, first, _ in members]
         for (index, _, _), other in zip(members[1:], frames[1:], strict=True):
             if not np.allclose(other, frames[0], rtol=1e-5, atol=1e-8):
-                raise ValueError(
+                raise InputError(
                     f"trials: expected the repeats of {group_by} {key!r} to show the same "
                     f"spectrogram, found trial {index} differing from trial {members[0][0]}"
                 )

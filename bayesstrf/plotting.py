@@ -19,6 +19,7 @@ from bayesstrf import activations, checks
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design, strf_drive
 from bayesstrf.diagnostics import RHAT_MAX
+from bayesstrf.errors import InputError, InputTypeError
 from bayesstrf.metrics import cc_norm, cc_raw
 from bayesstrf.prediction import predict
 
@@ -37,7 +38,7 @@ def _pick(item, ids: np.ndarray, name: str) -> int:
     if (isinstance(item, int | np.integer) and not isinstance(item, bool | np.bool_)
             and -len(ids) <= item < len(ids)):
         return int(item) % len(ids)
-    raise ValueError(
+    raise InputError(
         f"{name}: expected one of the {name} ids {ids} or an index 0..{len(ids) - 1}, "
         f"found {item!r}"
     )
@@ -47,7 +48,7 @@ def _prob(prob) -> float:
     if isinstance(prob, bool) or not isinstance(prob, int | float | np.number) or not (
         0 < prob < 1
     ):
-        raise ValueError(f"prob: expected a probability strictly between 0 and 1, found {prob!r}")
+        raise InputError(f"prob: expected a probability strictly between 0 and 1, found {prob!r}")
     return float(prob)
 
 
@@ -57,13 +58,13 @@ def _max_draws(max_draws) -> int | None:
     if isinstance(max_draws, bool) or not isinstance(max_draws, int | np.integer) or (
         max_draws < 1
     ):
-        raise ValueError(f"max_draws: expected a positive integer or None, found {max_draws!r}")
+        raise InputError(f"max_draws: expected a positive integer or None, found {max_draws!r}")
     return int(max_draws)
 
 
 def _posterior(fit) -> xr.Dataset:
     if not isinstance(fit, xr.DataTree) or "posterior" not in fit.children:
-        raise TypeError(
+        raise InputTypeError(
             f"fit: expected the xarray.DataTree of bayesstrf.fit, found {type(fit).__name__}"
         )
     return fit["posterior"].to_dataset()
@@ -82,7 +83,7 @@ def _check_recording(fit, recording) -> None:
     if not np.isclose(recording.dt, float(fit.attrs["dt"])):
         problems.append(f"dt = {fit.attrs['dt']} s, found {recording.dt}")
     if problems:
-        raise ValueError("recording: expected the fit's " + "; ".join(problems))
+        raise InputError("recording: expected the fit's " + "; ".join(problems))
 
 
 def _thin(values: np.ndarray, max_draws: int | None) -> np.ndarray:
@@ -326,11 +327,11 @@ def plot_comparison(table) -> Figure:
 
     _check_table(table, ("elpd", "se"))
     if table.empty:
-        raise ValueError("table: expected at least one model, found none")
+        raise InputError("table: expected at least one model, found none")
     elpd = pd.to_numeric(table["elpd"], errors="coerce").to_numpy(float)
     se = pd.to_numeric(table["se"], errors="coerce").to_numpy(float)
     if not np.isfinite(elpd).all():
-        raise ValueError("table: expected finite values in column 'elpd'")
+        raise InputError("table: expected finite values in column 'elpd'")
 
     order = np.argsort(-elpd, kind="stable")
     names = [str(table.index[i]) for i in order]
@@ -358,10 +359,10 @@ def _check_table(table, columns: tuple[str, str]) -> None:
     import pandas as pd
 
     if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"table: expected a pandas DataFrame, found {type(table).__name__}")
+        raise InputTypeError(f"table: expected a pandas DataFrame, found {type(table).__name__}")
     missing = [column for column in columns if column not in table.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"table: expected columns '{columns[0]}' and '{columns[1]}', missing {missing} "
             f"(found {list(table.columns)})"
         )
@@ -388,7 +389,7 @@ def plot_strf_grid(fit: xr.DataTree, *, columns: int = 10) -> Figure:
     """
     post = _posterior(fit)
     if isinstance(columns, bool) or not isinstance(columns, int | np.integer) or columns < 1:
-        raise ValueError(f"columns: expected a positive integer, found {columns!r}")
+        raise InputError(f"columns: expected a positive integer, found {columns!r}")
     mean = post["strf"].mean(("chain", "draw")).transpose("neuron", "freq", "lag").values
     names = [str(i) for i in post["neuron"].values]
     n_neurons, n_freq, n_lags = mean.shape
@@ -435,17 +436,17 @@ def plot_elpd_differences(per_neuron, reference: str) -> Figure:
     import pandas as pd
 
     if not isinstance(per_neuron, pd.DataFrame):
-        raise TypeError(
+        raise InputTypeError(
             f"per_neuron: expected a pandas DataFrame, found {type(per_neuron).__name__}"
         )
     if "elpd" not in per_neuron.columns or list(per_neuron.index.names) != ["neuron", "model"]:
-        raise ValueError(
+        raise InputError(
             f"per_neuron: expected index levels ['neuron', 'model'] and a column 'elpd', found "
             f"index levels {list(per_neuron.index.names)} and columns {list(per_neuron.columns)}"
         )
     elpd = pd.to_numeric(per_neuron["elpd"], errors="coerce").unstack("model")
     if reference not in elpd.columns or elpd.shape[1] < 2:
-        raise ValueError(
+        raise InputError(
             f"reference: expected one of at least two models {list(elpd.columns)}, "
             f"found {reference!r}"
         )
@@ -492,7 +493,7 @@ def plot_convergence(table, *, ess_min: float, rhat_max: float = RHAT_MAX) -> Fi
     _check_table(table, ("max_rhat", "min_ess_bulk"))
     for name, value in (("ess_min", ess_min), ("rhat_max", rhat_max)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ValueError(f"{name}: expected a positive number, found {value!r}")
+            raise InputError(f"{name}: expected a positive number, found {value!r}")
     rhat = table["max_rhat"].to_numpy(float)
     ess = table["min_ess_bulk"].to_numpy(float)
     position = np.arange(len(table))
@@ -541,7 +542,7 @@ def plot_prior_predictive(prior: xr.DataTree, neuron: int | str = 0, *,
     index = _pick(neuron, draws["neuron"].values, "neuron")
     if isinstance(n_strfs, bool) or not isinstance(n_strfs, int) or not (
             1 <= n_strfs <= draws.sizes["draw"]):
-        raise ValueError(
+        raise InputError(
             f"n_strfs: expected an integer in 1..{draws.sizes['draw']}, found {n_strfs!r}"
         )
     name = str(draws["neuron"].values[index])
@@ -596,9 +597,10 @@ def plot_sbc(result, *, title: str = "", level: float = 0.99, fig=None) -> Figur
     from bayesstrf.validate import SBC, rank_histogram
 
     if not isinstance(result, SBC):
-        raise TypeError(f"result: expected a bayesstrf.validate.SBC, found {type(result).__name__}")
+        raise InputTypeError(
+            f"result: expected a bayesstrf.validate.SBC, found {type(result).__name__}")
     if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
-        raise ValueError(f"level: expected a probability strictly between 0 and 1, found {level!r}")
+        raise InputError(f"level: expected a probability strictly between 0 and 1, found {level!r}")
     names = list(result.ranks.columns)
     replicates = len(result.ranks)
     columns = min(4, len(names))

@@ -13,6 +13,7 @@ import xarray as xr
 from bayesstrf import activations, checks
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design
+from bayesstrf.errors import InputError
 from bayesstrf.model import count_statistics, lnp_rate, poisson_log_likelihood
 
 #: draws evaluated at once; memory is about CHUNK x N x T floats
@@ -39,7 +40,7 @@ def _check(fit: xr.DataTree, recording: Recording) -> None:
     checks.recording(recording)
     strf = fit["posterior"]["strf"]
     if recording.n_freq != strf.sizes["freq"] or recording.n_neurons != strf.sizes["neuron"]:
-        raise ValueError(
+        raise InputError(
             f"recording: expected {strf.sizes['neuron']} neurons and {strf.sizes['freq']} "
             f"frequencies like the fit, found {recording.n_neurons} and {recording.n_freq}"
         )
@@ -102,7 +103,7 @@ def units(recording: Recording, block_bins: int | None) -> tuple[np.ndarray, np.
         index = np.repeat(np.arange(recording.n_segments), recording.segment_lengths)
         return index, recording.segment_ids, "segment"
     if isinstance(block_bins, bool) or not isinstance(block_bins, int) or block_bins < 1:
-        raise ValueError(f"block_bins: expected a positive integer, found {block_bins!r}")
+        raise InputError(f"block_bins: expected a positive integer, found {block_bins!r}")
     index, labels = [], []
     for segment, length in zip(recording.segment_ids, recording.segment_lengths, strict=True):
         blocks = -(-int(length) // block_bins)

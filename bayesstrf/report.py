@@ -23,6 +23,7 @@ from bayesstrf import plotting
 from bayesstrf.comparison import Comparison, held_out_metrics
 from bayesstrf.data import Recording
 from bayesstrf.diagnostics import ESS_PER_CHAIN_MIN, diagnose
+from bayesstrf.errors import InputError, InputTypeError
 from bayesstrf.io import write_text_atomic
 
 OUTPUTS = ("report.html", "summary.csv", "diagnostics.json")
@@ -78,12 +79,13 @@ def detail_neurons(recording: Recording, neurons, *, name: str = "neurons") -> l
     if neurons is None:
         return ids if len(ids) <= MAX_DETAILED_NEURONS else []
     if isinstance(neurons, str | bytes) or not hasattr(neurons, "__iter__"):
-        raise TypeError(f"{name}: expected a list of neuron ids, found {type(neurons).__name__}")
+        raise InputTypeError(
+            f"{name}: expected a list of neuron ids, found {type(neurons).__name__}")
     asked = {str(neuron) for neuron in neurons}
     unknown = sorted(asked.difference(ids))
     if unknown:
         known = ", ".join(ids) if len(ids) <= 8 else f"{', '.join(ids[:3])}, ..., {ids[-1]}"
-        raise ValueError(f"{name}: expected ids of the recording's {len(ids)} neurons ({known}), "
+        raise InputError(f"{name}: expected ids of the recording's {len(ids)} neurons ({known}), "
                          f"found unknown {unknown}")
     return [i for i in ids if i in asked]
 
@@ -127,7 +129,8 @@ def write_report(
         The HTML report.
     """
     if not isinstance(comparison, Comparison):
-        raise TypeError(f"comparison: expected a Comparison, found {type(comparison).__name__}")
+        raise InputTypeError(
+            f"comparison: expected a Comparison, found {type(comparison).__name__}")
     detail = detail_neurons(recording, neurons)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,7 +143,7 @@ def write_report(
     elif not isinstance(diagnostics, dict) or set(diagnostics) != set(comparison.fits):
         found = sorted(diagnostics) if isinstance(diagnostics, dict) else type(
             diagnostics).__name__
-        raise ValueError(f"diagnostics: expected the diagnose() of each fit "
+        raise InputError(f"diagnostics: expected the diagnose() of each fit "
                          f"{sorted(comparison.fits)}, found {found}")
     metrics = {name: held_out_metrics(tree, test) for name, tree in comparison.fits.items()
                } if test is not None else {}

@@ -13,6 +13,7 @@ from bayesstrf import checks
 from bayesstrf.activations import inverse_softplus
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design, strf_drive
+from bayesstrf.errors import InputError
 from bayesstrf.model import build_priors, make_model
 from bayesstrf.strf import Ridge
 
@@ -117,14 +118,14 @@ def simulate(
     for name, value in dict(n_neurons=n_neurons, n_freq=n_freq, n_lags=n_lags,
                             n_time=n_time, n_trials=n_trials, n_segments=n_segments).items():
         if not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+            raise InputError(f"{name}: expected a positive integer, found {value!r}")
     if n_time // n_segments < n_lags:
-        raise ValueError(
+        raise InputError(
             f"n_segments: expected segments of at least n_lags={n_lags} bins, "
             f"found {n_time // n_segments}"
         )
     if stimulus not in ("natural", "white"):
-        raise ValueError(f"stimulus: expected 'natural' or 'white', found {stimulus!r}")
+        raise InputError(f"stimulus: expected 'natural' or 'white', found {stimulus!r}")
     rng = np.random.default_rng(seed)
     length = n_time // n_segments
     if stimulus == "natural":
@@ -136,14 +137,14 @@ def simulate(
     values = dict(_TRUTH[family.name])
     if drive_sd is not None:
         if not checks.is_real(drive_sd) or drive_sd <= 0:
-            raise ValueError(f"drive_sd: expected a positive number, found {drive_sd!r}")
+            raise InputError(f"drive_sd: expected a positive number, found {drive_sd!r}")
         values["drive_sd"] = float(drive_sd)
     if strf is None:
         shapes = np.stack([strf_shape(n_freq, n_lags, rng) for _ in range(n_neurons)])
     else:
         shapes = np.asarray(strf, dtype=float)
         if shapes.shape != (n_neurons, n_freq, n_lags) or not np.isfinite(shapes).all():
-            raise ValueError(
+            raise InputError(
                 f"strf: expected finite values of shape {(n_neurons, n_freq, n_lags)}, found "
                 f"shape {shapes.shape}"
             )

@@ -29,7 +29,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +38,8 @@ import numpyro
 import numpyro.distributions as dist
 from jax.scipy.special import gammaln
 from numpyro.distributions import constraints
+
+from bayesstrf.errors import InputError, InputTypeError
 
 
 @jax.jit
@@ -146,7 +148,7 @@ def _check_positive(prior, *names: str) -> None:
     for name in names:
         value = getattr(prior, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ValueError(
+            raise InputError(
                 f"strf: expected {type(prior).__name__}({name} > 0), found {name}={value!r}"
             )
 
@@ -465,9 +467,9 @@ class LowRank:
     def __post_init__(self):
         if isinstance(self.rank, bool) or not isinstance(self.rank, int) or not (
                 1 <= self.rank <= 4):
-            raise ValueError(f"strf: expected LowRank(rank in 1..4), found rank={self.rank!r}")
+            raise InputError(f"strf: expected LowRank(rank in 1..4), found rank={self.rank!r}")
         if self.factors not in ("ridge", "smooth"):
-            raise ValueError(
+            raise InputError(
                 f"strf: expected LowRank(factors='ridge' or 'smooth'), found {self.factors!r}"
             )
         _check_positive(self, "drive_scale")
@@ -522,13 +524,73 @@ class LowRank:
         return {"name": self.name} | asdict(self)
 
 
-REGISTRY = {prior.name: prior for prior in (Ridge, Smooth, Localized, Sparse, LowRank)}
+@runtime_checkable
+class StrfPrior(Protocol):
+    """What `bayesstrf.fit` needs from an STRF prior; the built-in ones are examples.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (`register` makes it known, so that fits saved with it load).
+    target_accept : float
+        NUTS's target acceptance in `bayesstrf.fit` by default.
+    dims : dict of site name -> dim names
+        The dims of the prior's own sites in the posterior (``"neuron"`` first).
+    """
+
+    name: str
+    target_accept: float
+
+    @property
+    def dims(self) -> dict: ...
+
+    def sample(self, n_neurons: int, n_freq: int, n_lags: int) -> Kernel:
+        """Sample the prior's sites (inside a NumPyro model) and return the STRF ``(N, F, L)``
+        in the model's internal basis (a standardised stimulus, see the module docstring)."""
+
+    def completed(self, samples: dict, key) -> dict:
+        """The posterior draws ``(chain, draw, ...)`` with any sites completed or dropped after
+        sampling (return ``samples`` if none)."""
+
+    def spec(self) -> dict:
+        """JSON-able ``{"name": ..., **settings}``: ``REGISTRY[name](**settings)`` rebuilds
+        the prior (`from_spec`)."""
+
+
+REGISTRY: dict[str, type] = {prior.name: prior for prior in
+                             (Ridge, Smooth, Localized, Sparse, LowRank)}
+BUILT_IN = frozenset(REGISTRY)
+
+
+def register(prior_class: type) -> type:
+    """Make an STRF prior class of your own (a `StrfPrior`) known by its ``name``, so that
+    `get` finds it by name and saved fits that use it load; usable as a class decorator.
+    Built-in names cannot be replaced."""
+    if not isinstance(prior_class, type) or not isinstance(getattr(prior_class, "name", None),
+                                                           str):
+        raise InputTypeError(f"prior_class: expected a class with a str `name`, found "
+                             f"{prior_class!r}")
+    if prior_class.name in BUILT_IN:
+        raise InputError(f"prior_class.name: expected a name other than the built-in "
+                         f"{sorted(BUILT_IN)}, found {prior_class.name!r}")
+    REGISTRY[prior_class.name] = prior_class
+    return prior_class
+
+
+def from_spec(spec: dict):
+    """The prior a fit's ``strf_prior`` attr describes (`StrfPrior.spec`)."""
+    settings = dict(spec)
+    name = settings.pop("name", None)
+    if name not in REGISTRY:
+        raise InputError(f"strf_prior: expected a registered prior among {sorted(REGISTRY)}, "
+                         f"found {name!r} (register it with bayesstrf.strf.register)")
+    return REGISTRY[name](**settings)
 
 
 def get(prior):
-    """An STRF prior from a name (``"lowrank:2"`` gives rank 2) or an instance; unknown names
-    suggest the closest."""
-    if isinstance(prior, tuple(REGISTRY.values())):
+    """An STRF prior from a name (``"lowrank:2"`` gives rank 2) or an instance of a
+    `StrfPrior`; unknown names suggest the closest."""
+    if not isinstance(prior, str | type) and isinstance(prior, StrfPrior):
         return prior
     if isinstance(prior, str):
         name, _, rank = prior.partition(":")
@@ -538,7 +600,7 @@ def get(prior):
             return LowRank(rank=int(rank))
     close = difflib.get_close_matches(str(prior), REGISTRY, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(
-        f"strf: expected one of {sorted(REGISTRY)} (or 'lowrank:<rank>') or a prior object, "
-        f"found {prior!r}{hint}"
+    raise InputError(
+        f"strf: expected one of {sorted(REGISTRY)} (or 'lowrank:<rank>') or a prior object "
+        f"(bayesstrf.strf.StrfPrior), found {prior!r}{hint}"
     )

@@ -30,6 +30,7 @@ from bayesstrf import activations, checks
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design
+from bayesstrf.errors import InputError
 from bayesstrf.inference import fit
 from bayesstrf.model import base_distribution, build_priors, make_model
 from bayesstrf.simulation import natural_spectrogram
@@ -113,7 +114,7 @@ def sbc(
     replicates = checks.positive_int(replicates, "replicates")
     n_ranks = checks.positive_int(n_ranks, "n_ranks")
     if checks.positive_int(bins, "bins") > n_ranks or n_ranks % bins:
-        raise ValueError(f"bins: expected a divisor of n_ranks={n_ranks}, found {bins!r}")
+        raise InputError(f"bins: expected a divisor of n_ranks={n_ranks}, found {bins!r}")
     rng = np.random.default_rng(seed)
     spectrogram = natural_spectrogram(n_freq, n_time, rng)
     design = make_design([spectrogram], n_lags)

@@ -36,6 +36,7 @@ jax.monitoring.register_event_duration_secs_listener(
     lambda event, duration, **kw: seconds.update({event: duration}) or counts.update([event]))
 jax.monitoring.register_event_listener(lambda event, **kw: counts.update([event]))
 import bayesstrf
+bayesstrf.enable_compilation_cache()
 sim = bayesstrf.simulate("softplus", n_neurons=1, n_freq=8, n_lags=6, n_time=4000, seed=0)
 seconds.clear(); counts.clear()
 start = time.perf_counter()

@@ -3,7 +3,11 @@
 import jax
 import pytest
 
-from bayesstrf import fit, simulate
+from bayesstrf import enable_compilation_cache, fit, simulate
+
+# The suite's fits share programs: the persistent cache (opt-in, `bayesstrf.compilation`)
+# compiles each once per machine.
+enable_compilation_cache()
 
 TINY = dict(n_neurons=2, n_freq=4, n_lags=3, n_time=600, n_trials=2, n_segments=3)
 TINY_FIT = dict(n_lags=3, chains=2, warmup=60, draws=40, seed=3, progress=False)

@@ -97,7 +97,8 @@ def test_unknown_name_lists_valid_ones_and_suggests():
 def test_default_priors_are_raw_scale_normals_per_neuron(name):
     family = act.get(name)
     priors = family.default_priors(np.array([0.05, 0.2]))
-    assert set(priors) == set(family.params)
+    offset = {"drive_offset"} if family.free_intercept else set()
+    assert set(priors) == set(family.params) | offset
     for prior in priors.values():
         assert prior.batch_shape == (2,)
         assert bool(jnp.all(jnp.isfinite(prior.log_prob(jnp.zeros(2)))))

@@ -16,6 +16,7 @@ import pytest
 from bayesstrf import Recording, simulate
 from bayesstrf.cli import main
 from bayesstrf.diagnostics import diagnose
+from bayesstrf.errors import InputError
 from bayesstrf.io import load_fit
 
 TINY = ["--neurons", "1", "--freqs", "4", "--lags", "3", "--time", "400", "--segments", "2"]
@@ -268,7 +269,10 @@ def test_usage_errors_exit_2_in_one_line(argv, tmp_path, monkeypatch, capsys):
     (KeyboardInterrupt(), 130),
     (RuntimeError("boom"), 1),
     (ImportError("needs pynwb (pip install bayesstrf[nwb])"), 1),
-    (ValueError("neurons: expected a positive integer, found 0"), 2),
+    (InputError("neurons: expected a positive integer, found 0"), 2),
+    (PermissionError("--out: permission denied"), 2),
+    (ValueError("operands could not be broadcast together"), 1),  # not an input check: a bug
+    (TypeError("unsupported operand"), 1),
 ])
 def test_exit_codes(error, code, tmp_path, monkeypatch, capsys):
     import bayesstrf.simulation
@@ -279,8 +283,8 @@ def test_exit_codes(error, code, tmp_path, monkeypatch, capsys):
     assert main(["simulate", "--out", str(tmp_path / "sim.npz"), "--json"]) == code
     captured = capsys.readouterr()
     assert captured.out == ""  # no JSON without a result
-    if code == 1 and isinstance(error, RuntimeError):  # a bug: the traceback, then one line
-        assert "Traceback" in captured.err and "RuntimeError: boom" in captured.err
+    if code == 1 and not isinstance(error, ImportError):  # a bug: the traceback, one line
+        assert "Traceback" in captured.err and f"{type(error).__name__}: {error}" in captured.err
         assert "unexpected error" in captured.err.splitlines()[-1]
     elif code in (1, 2):
         assert captured.err.strip() == f"bayesstrf simulate: error: {error}"

@@ -11,6 +11,7 @@ from bayesstrf.compilation import cache_dir
 
 PROBE = """
 import bayesstrf, jax, jax.numpy as jnp
+bayesstrf.enable_compilation_cache()
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # the probe compiles fast
 f = jax.jit(lambda x: jnp.linalg.slogdet(x @ x.T + jnp.eye(x.shape[0]))[1])
 f(jnp.ones((40, 40)))
@@ -42,7 +43,17 @@ def _probe(tmp_path, **env) -> tuple[str, list[Path]]:
     return out, sorted(tmp_path.rglob("*"))
 
 
-def test_importing_bayesstrf_turns_the_cache_on_and_it_fills(tmp_path):
+def test_importing_bayesstrf_leaves_jax_as_it_was(tmp_path):
+    """No process-wide setting at import: the cache is the user's choice."""
+    environ = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    code = ("import jax, bayesstrf; bayesstrf.fit; bayesstrf.compare; "
+            "print(jax.config.jax_compilation_cache_dir)")
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "None"
+
+
+def test_enabling_the_cache_turns_it_on_and_it_fills(tmp_path):
     folder = tmp_path / "xla"
     out, files = _probe(tmp_path, BAYESSTRF_COMPILATION_CACHE=str(folder))
     assert out == str(folder)
@@ -56,3 +67,15 @@ def test_the_cache_can_be_switched_off_and_a_users_own_is_kept(tmp_path):
     out, _ = _probe(tmp_path, BAYESSTRF_COMPILATION_CACHE=str(tmp_path / "ours"),
                     JAX_COMPILATION_CACHE_DIR=str(own))
     assert out == str(own) and not (tmp_path / "ours").exists()
+
+
+def test_the_command_line_turns_the_cache_on(tmp_path, monkeypatch):
+    import bayesstrf.compilation
+    from bayesstrf.cli import main
+
+    calls = []
+    monkeypatch.setattr(bayesstrf.compilation, "enable_compilation_cache",
+                        lambda: calls.append(True))
+    assert main(["simulate", "--out", str(tmp_path / "sim.npz"), "--neurons", "1", "--freqs",
+                 "4", "--lags", "3", "--time", "200", "--quiet"]) == 0
+    assert calls == [True]
