@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bayesstrf import nwb
 from bayesstrf.errors import InputError, InputTypeError
 
 SCHEMA = "bayesstrf.recording/1"
@@ -438,10 +439,10 @@ class Recording:
                  ) -> Recording:
         """Read spike times and a stimulus spectrogram from an NWB file (needs the ``nwb``
         extra, pynwb); conventions and parameters in `bayesstrf.nwb.read_nwb`."""
-        from bayesstrf.nwb import read_nwb
-
-        return read_nwb(path, units=units, stimulus=stimulus, dt=dt, freqs=freqs,
-                        group_by=group_by)
+        contents = nwb.read_nwb(path, units=units, stimulus=stimulus, dt=dt, freqs=freqs,
+                                group_by=group_by)
+        return cls(contents.pop("spectrograms"), contents.pop("counts"), contents.pop("dt"),
+                   **contents)
 
     def to_dataset(self):
         """An ``xarray.Dataset`` over the concatenated time axis (the ``.nc`` layout)."""

@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import NamedTuple
 
@@ -45,23 +45,14 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer import init_to_median
 from numpyro.infer.util import potential_energy
 
-import bayesstrf
 from bayesstrf import activations, checks, nuts
 from bayesstrf import checkpoint as checkpoints
 from bayesstrf import metric as metrics
 from bayesstrf import sampler as sampling
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
-from bayesstrf.design import Design, make_design
 from bayesstrf.errors import InputError, InputTypeError
-from bayesstrf.model import (
-    Counts,
-    build_priors,
-    check_poolable,
-    count_statistics,
-    describe_priors,
-    make_model,
-)
+from bayesstrf.model import Problem, build_problem, describe_priors
 from bayesstrf.prediction import log_likelihood
 
 logger = logging.getLogger(__name__)
@@ -75,51 +66,6 @@ def choose_chain_method(chains: int) -> str:
     if chains > 1 and len(gpus) >= chains:
         return "parallel"
     return "vectorized" if chains > 1 else "sequential"
-
-
-class Problem(NamedTuple):
-    """A recording made ready for the model: see `build_problem`."""
-
-    model: Callable
-    design: Design
-    counts: Counts
-    mean_rate: np.ndarray
-    priors: dict
-    single_model: Callable | None = None
-
-    @property
-    def args(self) -> tuple:
-        """The model's positional arguments: the data."""
-        return (self.design, self.counts)
-
-    @property
-    def kwargs(self) -> dict:
-        """The model's keyword arguments: the priors, passed at call time so that compiled
-        programs take them as arguments (`bayesstrf.compilation`)."""
-        return {"priors": self.priors}
-
-
-def build_problem(recording: Recording, family: activations.Activation, strf_prior,
-                  n_lags: int, priors: dict | None = None, *, neuronwise: bool = False,
-                  pooling: str | None = None, drive: str = "auto") -> Problem:
-    """Design, count statistics, data-centred priors and the NumPyro model for a recording.
-
-    Each neuron's mean rate (spikes per bin per trial; half a spike over all trials for a
-    silent neuron) centres the default activation priors. With ``neuronwise``, the problem
-    also carries the one-neuron model that `bayesstrf.sampler` runs per neuron (its priors
-    are passed per call). ``pooling`` is passed to `bayesstrf.model.make_model`, ``drive``
-    to `bayesstrf.design.make_design`.
-    """
-    design = make_design(recording.spectrograms, n_lags, drive)
-    counts = count_statistics(recording.counts)
-    mean_rate = np.asarray(counts.total.sum(1) / counts.trials.sum(1), dtype=float)
-    mean_rate = np.maximum(mean_rate, 0.5 / np.asarray(counts.trials.sum(1)))
-    prior_set = build_priors(family, mean_rate, priors)
-    if pooling == "activation":
-        check_poolable(family, prior_set)
-    model = make_model(family, strf_prior, prior_set, recording.n_neurons, pooling)
-    single_model = make_model(family, strf_prior, {}, 1) if neuronwise else None
-    return Problem(model, design, counts, mean_rate, prior_set, single_model)
 
 
 def find_map(model, model_args: tuple, key, max_iter: int = 1000,
@@ -575,7 +521,7 @@ def fit(
     samples = strf_prior.completed(samples, key_scale)
 
     attrs = {
-        "bayesstrf_version": bayesstrf.__version__,
+        "bayesstrf_version": version("bayesstrf"),
         "seed": int(seed),
         "dt": recording.dt,
         "activation": family.name,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import xarray as xr
 
-import bayesstrf
 from bayesstrf.data import Recording
 from bayesstrf.errors import InputError, InputTypeError
 
@@ -94,14 +94,14 @@ def load_fit(path: str | os.PathLike) -> xr.DataTree:
 
 def _schema_problem(schema) -> str:
     """Why a fit file's ``schema`` attribute is not one this version reads."""
-    name, _, version = str(schema).partition("/")
+    name, _, number = str(schema).partition("/")
     current = int(FIT_SCHEMA.partition("/")[2])
     if schema is None or name != FIT_SCHEMA.partition("/")[0]:
         return f"is not a bayesstrf fit: expected schema {FIT_SCHEMA!r}, found {schema!r}"
-    if version.isdigit() and int(version) > current:
+    if number.isdigit() and int(number) > current:
         return (
-            f"has schema {schema!r}, newer than this bayesstrf {bayesstrf.__version__} reads "
-            f"({FIT_SCHEMA!r}): upgrade bayesstrf"
+            f"has schema {schema!r}, newer than this bayesstrf "
+            f"{metadata.version('bayesstrf')} reads ({FIT_SCHEMA!r}): upgrade bayesstrf"
         )
     return f"has schema {schema!r}, incompatible with this bayesstrf's {FIT_SCHEMA!r}"
 

@@ -29,7 +29,8 @@ from jax.scipy.special import xlogy
 from scipy.special import gammaln
 
 from bayesstrf.activations import Activation
-from bayesstrf.design import Design, lowrank_drive, strf_drive
+from bayesstrf.data import Recording
+from bayesstrf.design import Design, lowrank_drive, make_design, strf_drive
 from bayesstrf.errors import InputError, InputTypeError
 
 
@@ -268,3 +269,48 @@ def restore_priors(description: Mapping[str, dict]) -> dict[str, dist.Distributi
                      if k != "distribution"}
         priors[name] = getattr(dist, described["distribution"])(**arguments).to_event(1)
     return priors
+
+
+class Problem(NamedTuple):
+    """A recording made ready for the model: see `build_problem`."""
+
+    model: Callable
+    design: Design
+    counts: Counts
+    mean_rate: np.ndarray
+    priors: dict
+    single_model: Callable | None = None
+
+    @property
+    def args(self) -> tuple:
+        """The model's positional arguments: the data."""
+        return (self.design, self.counts)
+
+    @property
+    def kwargs(self) -> dict:
+        """The model's keyword arguments: the priors, passed at call time so that compiled
+        programs take them as arguments (`bayesstrf.compilation`)."""
+        return {"priors": self.priors}
+
+
+def build_problem(recording: Recording, family: Activation, strf_prior,
+                  n_lags: int, priors: dict | None = None, *, neuronwise: bool = False,
+                  pooling: str | None = None, drive: str = "auto") -> Problem:
+    """Design, count statistics, data-centred priors and the NumPyro model for a recording.
+
+    Each neuron's mean rate (spikes per bin per trial; half a spike over all trials for a
+    silent neuron) centres the default activation priors. With ``neuronwise``, the problem
+    also carries the one-neuron model that `bayesstrf.sampler` runs per neuron (its priors
+    are passed per call). ``pooling`` is passed to `bayesstrf.model.make_model`, ``drive``
+    to `bayesstrf.design.make_design`.
+    """
+    design = make_design(recording.spectrograms, n_lags, drive)
+    counts = count_statistics(recording.counts)
+    mean_rate = np.asarray(counts.total.sum(1) / counts.trials.sum(1), dtype=float)
+    mean_rate = np.maximum(mean_rate, 0.5 / np.asarray(counts.trials.sum(1)))
+    prior_set = build_priors(family, mean_rate, priors)
+    if pooling == "activation":
+        check_poolable(family, prior_set)
+    model = make_model(family, strf_prior, prior_set, recording.n_neurons, pooling)
+    single_model = make_model(family, strf_prior, {}, 1) if neuronwise else None
+    return Problem(model, design, counts, mean_rate, prior_set, single_model)

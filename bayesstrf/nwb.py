@@ -1,5 +1,6 @@
-"""Read a `Recording` from an NWB file (needs the optional ``pynwb``: ``pip install
-bayesstrf[nwb]``).
+"""Read the contents of a `bayesstrf.Recording` from an NWB file (needs the optional ``pynwb``:
+``pip install bayesstrf[nwb]``). Users call ``Recording.from_nwb``; this module knows NWB, not
+recordings, so that the data layer has no import cycle.
 
 Conventions
 -----------
@@ -29,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bayesstrf.data import Recording
 from bayesstrf.errors import InputError, InputTypeError
 
 #: relative tolerance on regular timestamps and on ``dt`` being a multiple of the frame interval
@@ -136,8 +136,9 @@ def read_nwb(
     dt: float | None = None,
     freqs=None,
     group_by: str = "stimulus_name",
-) -> Recording:
-    """Spike counts and stimulus spectrogram of an NWB file as a `Recording`.
+) -> dict:
+    """Spike counts and stimulus spectrogram of an NWB file, as the arguments of a
+    `bayesstrf.Recording` (``Recording.from_nwb`` builds it).
 
     Parameters
     ----------
@@ -156,8 +157,9 @@ def read_nwb(
 
     Returns
     -------
-    Recording
-        Counts ``(N, R_s, T_s)`` per segment, integers stored as floats.
+    dict
+        ``spectrograms``, ``counts`` ``(N, R_s, T_s)`` per segment (integers stored as
+        floats), ``dt``, ``freqs``, ``neuron_ids``, ``segment_ids``.
 
     Raises
     ------
@@ -204,8 +206,8 @@ def read_nwb(
     else:
         specs, counts, names = _segments(trials, data, start, interval, factor, spikes, group_by)
     blocked = [spec.reshape(-1, factor, spec.shape[1]).mean(axis=1).T for spec in specs]
-    return Recording(blocked, [c.astype(float) for c in counts], width, freqs=freqs,
-                     neuron_ids=ids.astype(str), segment_ids=names)
+    return {"spectrograms": blocked, "counts": [c.astype(float) for c in counts], "dt": width,
+            "freqs": freqs, "neuron_ids": ids.astype(str), "segment_ids": names}
 
 
 def _segments(trials, data, start, interval, factor, spikes, group_by):

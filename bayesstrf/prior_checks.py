@@ -19,8 +19,7 @@ from numpyro.infer import Predictive
 from bayesstrf import activations, checks
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
-from bayesstrf.inference import build_problem
-from bayesstrf.model import rate_and_sites
+from bayesstrf.model import build_problem, rate_and_sites
 
 
 def prior_predictive(

@@ -57,7 +57,8 @@ def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list
     from bayesstrf import activations, strf
     from bayesstrf import metric as metrics
     from bayesstrf import sampler as sampling
-    from bayesstrf.inference import build_problem, chain_starts, find_map
+    from bayesstrf.inference import chain_starts, find_map
+    from bayesstrf.model import build_problem
 
     sim = bayesstrf.simulate("softplus", n_neurons=1, seed=0, **size)
     problem = build_problem(sim.recording, activations.get("softplus"), strf.get("ridge"),

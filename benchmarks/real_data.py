@@ -145,7 +145,8 @@ def map_fit(train, family_name: str, n_lags: int, seed: int = 0):
 
     from bayesstrf import activations
     from bayesstrf import strf as strf_priors
-    from bayesstrf.inference import build_problem, find_map
+    from bayesstrf.inference import find_map
+    from bayesstrf.model import build_problem
 
     family = activations.get(family_name)
     problem = build_problem(train, family, strf_priors.get("ridge"), n_lags)

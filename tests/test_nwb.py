@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from bayesstrf import Recording
-from bayesstrf.nwb import read_nwb
 
 RATE = 100.0  # stimulus frames per second
 F = 3
@@ -54,7 +53,7 @@ def test_trials_grouped_into_segments_with_repeats(write_nwb):
     # bin 2 of B (starting at 0.60 s), bin 9 of the second A (starting at 0.66 s)
     spikes = {7: [0.503, 0.507, 0.535, 0.625, 0.755], 9: [0.665]}
     trials = [(0.5, 0.6, "A"), (0.6, 0.66, "B"), (0.66, 0.76, "A")]
-    recording = read_nwb(write_nwb(frames, spikes, trials))
+    recording = Recording.from_nwb(write_nwb(frames, spikes, trials))
     assert recording.dt == pytest.approx(0.01)
     assert recording.segment_ids.tolist() == ["A", "B"]
     assert recording.neuron_ids.tolist() == ["7", "9"]
@@ -88,7 +87,7 @@ def test_timestamps_units_selection_and_ungrouped_trials(write_nwb):
     frames, _, _ = stimulus_frames()
     path = write_nwb(frames, {3: [0.505], 4: [0.615]}, [(0.5, 0.6, "A"), (0.6, 0.66, "B")],
                      timestamps=True, column=None)
-    recording = read_nwb(path, units=[4])
+    recording = Recording.from_nwb(path, units=[4])
     assert recording.neuron_ids.tolist() == ["4"]
     assert recording.segment_ids.tolist() == ["trial0", "trial1"]
     assert [c.shape for c in recording.counts] == [(1, 1, 10), (1, 1, 6)]
@@ -107,7 +106,7 @@ def test_bad_arguments(write_nwb, kwargs, argument):
     frames, _, _ = stimulus_frames()
     path = write_nwb(frames, {0: [0.505]}, [(0.5, 0.6, "A")])
     with pytest.raises((ValueError, TypeError)) as error:
-        read_nwb(path, **kwargs)
+        Recording.from_nwb(path, **kwargs)
     message = str(error.value)
     assert message.startswith(argument) and "\n" not in message, message
 
@@ -116,35 +115,35 @@ def test_bad_trials(write_nwb):
     frames, _, _ = stimulus_frames()
     differing = write_nwb(frames, {0: [0.505]}, [(0.5, 0.6, "A"), (0.6, 0.66, "A")])
     with pytest.raises(ValueError, match="^trials: .*same spectrogram"):
-        read_nwb(differing)
+        Recording.from_nwb(differing)
     outside = write_nwb(frames, {0: [0.505]}, [(0.5, 0.9, "A")])
     with pytest.raises(ValueError, match="^trials: expected trial 0"):
-        read_nwb(outside)
+        Recording.from_nwb(outside)
 
 
 def test_bad_paths(tmp_path):
     pytest.importorskip("pynwb")
     with pytest.raises(ValueError, match="^path: expected an existing"):
-        read_nwb(tmp_path / "absent.nwb")
+        Recording.from_nwb(tmp_path / "absent.nwb")
     junk = tmp_path / "junk.nwb"
     junk.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="^path: cannot read"):
-        read_nwb(junk)
+        Recording.from_nwb(junk)
     h5py = pytest.importorskip("h5py")
     plain = tmp_path / "plain.nwb"
     with h5py.File(plain, "w") as handle:
         handle["a"] = 1
     with pytest.raises(ValueError, match="^path: cannot read .*not a valid NWB"):
-        read_nwb(plain)
+        Recording.from_nwb(plain)
 
 
 def test_missing_pynwb_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pynwb", None)
     with pytest.raises(ImportError, match=r"bayesstrf\[nwb\]"):
-        read_nwb(tmp_path / "session.nwb")
+        Recording.from_nwb(tmp_path / "session.nwb")
 
 
 def test_file_without_units(write_nwb):
     frames, _, _ = stimulus_frames()
     with pytest.raises(ValueError, match="^path: expected a Units table"):
-        read_nwb(write_nwb(frames, {}))
+        Recording.from_nwb(write_nwb(frames, {}))

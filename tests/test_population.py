@@ -16,7 +16,7 @@ from jax.flatten_util import ravel_pytree
 from bayesstrf import activations, diagnose, fit, simulate
 from bayesstrf import sampler as sampling
 from bayesstrf import strf as strf_priors
-from bayesstrf.inference import build_problem, chain_starts, find_map
+from bayesstrf.inference import chain_starts, find_map
 from bayesstrf.metric import (
     draws_covariance,
     laplace_covariance,
@@ -26,6 +26,7 @@ from bayesstrf.metric import (
     positive_inverse,
     posterior_covariance,
 )
+from bayesstrf.model import build_problem
 from tests.conftest import TINY
 
 
