@@ -20,8 +20,6 @@ from pathlib import Path
 
 from bayesstrf.errors import InputError
 
-FAMILIES = ("sigmoid", "double_exponential", "softplus")
-
 #: What the user can fix: bayesstrf's input checks and the files named on the command line.
 #: Anything else is a bug and keeps its traceback.
 USER_ERRORS = (InputError, FileExistsError, FileNotFoundError, IsADirectoryError,
@@ -416,6 +414,8 @@ def cmd_report(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bayesstrf.activations import FAMILIES
+
     text = dict(epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser = _Parser(prog="bayesstrf", description=__doc__.splitlines()[0], **text)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -5,10 +5,11 @@ statistics; set the priors; find the MAP (L-BFGS on the potential) and its Lapla
 covariance; warm up in two stages, each with a fixed dense metric and an adapted step size:
 first the Laplace covariance, starting every chain at the MAP with a small jitter, then the
 covariance of the second half of the first stage's draws, pooled over chains, with its
-correlations shrunk towards the Laplace's (`bayesstrf.metric.draws_covariance`); sample; compute
-the log-likelihood summed per segment; return an ``xarray.DataTree``. Given a previous fit of
-the same model (``start``, e.g. for a refit without a few counts), warmup is one stage from its
-last draws, with the covariance of its draws as the metric (`warm_start`).
+correlations shrunk towards the Laplace's (`bayesstrf.mass_matrix.draws_covariance`);
+sample; compute the log-likelihood summed per segment; return an ``xarray.DataTree``. Given
+a previous fit of the same model (``start``, e.g. for a refit without a few counts), warmup
+is one stage from its last draws, with the covariance of its draws as the metric
+(`warm_start`).
 
 Why not NumPyro's own dense adaptation: its windows estimate a ``D x D`` covariance from 25,
 50, 100 ... draws of one chain, far fewer than ``D`` (~200 for a 16 x 12 STRF), and the
@@ -45,9 +46,8 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer import init_to_median
 from numpyro.infer.util import potential_energy
 
-from bayesstrf import activations, checks, nuts
+from bayesstrf import activations, checks, mass_matrix, nuts
 from bayesstrf import checkpoint as checkpoints
-from bayesstrf import metric as metrics
 from bayesstrf import sampler as sampling
 from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
@@ -77,7 +77,7 @@ def find_map(model, model_args: tuple, key, max_iter: int = 1000,
     point : dict of site name -> unconstrained value
     potential : jax.tree_util.Partial
         The potential energy (negative log density) of a flat unconstrained vector. The data
-        are its leaves, so compiled functions take it as an argument (`bayesstrf.metric`).
+        are its leaves, so compiled functions take it as an argument (`bayesstrf.mass_matrix`).
     unravel : callable
         Flat vector -> dict of sites.
     """
@@ -138,12 +138,12 @@ def pooled_draws(samples: dict, model, model_args: tuple, neuronwise: bool,
                  first: int = 0) -> np.ndarray:
     """Draws ``(chain, draw, ...)`` of the model's latent sites from draw ``first`` on,
     unconstrained and pooled over chains: ``(n, D)`` in ``ravel_pytree`` order, or per neuron
-    ``(N, n, D)`` in `bayesstrf.metric.neuron_rows` order."""
+    ``(N, n, D)`` in `bayesstrf.mass_matrix.neuron_rows` order."""
     unconstrained = {name: biject_to(support).inv(jnp.asarray(samples[name][:, first:],
                                                               jnp.float32))
                      for name, support in latent_supports(model, model_args).items()}
     if neuronwise:
-        rows = np.asarray(metrics.neuron_rows(unconstrained, batch_ndim=2), dtype=float)
+        rows = np.asarray(mass_matrix.neuron_rows(unconstrained, batch_ndim=2), dtype=float)
         return np.moveaxis(rows.reshape(-1, *rows.shape[2:]), 1, 0)
     draws = jax.vmap(jax.vmap(lambda point: ravel_pytree(point)[0]))(unconstrained)
     return np.asarray(draws, dtype=float).reshape(-1, draws.shape[-1])
@@ -194,8 +194,8 @@ def map_and_warmup(problem: Problem, key, warmup: int, chains: int, nuts_setting
     logger.info("MAP and Laplace metric")
     point, potential, _ = find_map(problem.model, problem.args, key_map,
                                    model_kwargs=problem.kwargs)
-    laplace = (metrics.neuron_laplace_covariances(potential, point) if neuronwise
-               else metrics.laplace_covariance(potential, ravel_pytree(point)[0]))
+    laplace = (mass_matrix.neuron_laplace_covariances(potential, point) if neuronwise
+               else mass_matrix.laplace_covariance(potential, ravel_pytree(point)[0]))
     map_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -209,7 +209,7 @@ def map_and_warmup(problem: Problem, key, warmup: int, chains: int, nuts_setting
                                   "warmup 1/2", progress)
     logger.info("warmup 2/2: %d iterations x %d chains, metric of the pooled warmup draws",
                 warmup - first, chains)
-    metric = metrics.draws_covariance(
+    metric = mass_matrix.draws_covariance(
         sampling.pooled(sampler, records["z"][:, first // 2:]), laplace)
     warmed = last_stage(sampler, key_sample, lanes.position.z, metric,
                         _mean_step_size(np.exp(lanes.adaptation.log_step), metric),
@@ -222,7 +222,7 @@ def warm_start(problem: Problem, previous: xr.DataTree, key, warmup: int, chains
                nuts_settings: dict, progress: bool):
     """Warm up from a previous fit of the same model, e.g. on the same recording with a few
     counts left out: one stage of ``warmup`` iterations (no MAP, no Laplace stage), its metric
-    the covariance of the previous draws (`bayesstrf.metric.posterior_covariance`), its first
+    the covariance of the previous draws (`bayesstrf.mass_matrix.posterior_covariance`), its first
     step size the previous mean, each chain starting from the last draw of the same chain.
     Returns like `map_and_warmup`."""
     start = time.perf_counter()
@@ -230,7 +230,7 @@ def warm_start(problem: Problem, previous: xr.DataTree, key, warmup: int, chains
     sites = latent_supports(problem.model, problem.args)
     samples = {name: posterior[name].values for name in sites}
     neuronwise = problem.single_model is not None
-    metric = metrics.posterior_covariance(pooled_draws(samples, problem.model, problem.args,
+    metric = mass_matrix.posterior_covariance(pooled_draws(samples, problem.model, problem.args,
                                                        neuronwise))
     last = {name: biject_to(support).inv(jnp.asarray(samples[name][:, -1], jnp.float32))
             for name, support in sites.items()}

@@ -6,7 +6,7 @@ unconstrained vector of all sites (``ravel_pytree`` order, the metric's order). 
 neurons have one lane per chain and neuron (chain-major), each with its own potential, metric,
 step size and trajectories: the posterior factorises, so each neuron's NUTS is the NUTS of
 a one-neuron fit, and all of them run in one compiled program whose gradient is one batched
-call. A lane's position is then its neuron's row (`bayesstrf.metric.neuron_rows`).
+call. A lane's position is then its neuron's row (`bayesstrf.mass_matrix.neuron_rows`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from jax.tree_util import Partial
 from numpyro.infer.util import constrain_fn, potential_energy
 from tqdm import tqdm
 
-from bayesstrf import metric as metrics
-from bayesstrf import nuts
+from bayesstrf import mass_matrix, nuts
 from bayesstrf.model import Counts, base_distribution
 
 #: How chains run: all lanes in one program, one chain after the other, or the lanes split
@@ -125,17 +124,17 @@ def _neuron_energy(single_model, classes, like, design, z, data):
     counts, parameters = data
     priors = {name: classes[name](**args).to_event(1) for name, args in parameters.items()}
     return potential_energy(single_model, (design, counts), {"priors": priors},
-                            metrics.neuron_point(z[None], like))
+                            mass_matrix.neuron_point(z[None], like))
 
 
 def _neuron_unravel(rows, like):
-    return metrics.neuron_point(rows, like)
+    return mass_matrix.neuron_point(rows, like)
 
 
 def positions(sampler: Sampler, points: dict) -> jnp.ndarray:
     """Unconstrained points with a leading chain axis -> lane positions ``(lanes, D)``."""
     if sampler.neuronwise:
-        return sampler.lanes(metrics.neuron_rows(points, batch_ndim=1))
+        return sampler.lanes(mass_matrix.neuron_rows(points, batch_ndim=1))
     return jax.vmap(lambda point: ravel_pytree(point)[0])(points)
 
 

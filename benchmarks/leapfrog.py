@@ -54,8 +54,7 @@ def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list
     from jax.flatten_util import ravel_pytree
 
     import bayesstrf
-    from bayesstrf import activations, strf
-    from bayesstrf import metric as metrics
+    from bayesstrf import activations, mass_matrix, strf
     from bayesstrf import sampler as sampling
     from bayesstrf.inference import chain_starts, find_map
     from bayesstrf.model import build_problem
@@ -67,7 +66,7 @@ def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list
     point, potential, _ = find_map(problem.model, problem.args, key,
                                    model_kwargs=problem.kwargs)
     flat = ravel_pytree(point)[0]
-    metric = metrics.laplace_covariance(potential, flat)
+    metric = mass_matrix.laplace_covariance(potential, flat)
     starts = flat + 0.01 * jax.random.normal(key, (chains, flat.shape[0]))
 
     @jax.jit

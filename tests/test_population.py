@@ -1,5 +1,5 @@
 """One NUTS per neuron and chain, all lanes of one program (`bayesstrf.sampler`), and the
-metrics (`bayesstrf.metric`)."""
+metrics (`bayesstrf.mass_matrix`)."""
 
 import os
 import subprocess
@@ -17,7 +17,7 @@ from bayesstrf import activations, diagnose, fit, simulate
 from bayesstrf import sampler as sampling
 from bayesstrf import strf as strf_priors
 from bayesstrf.inference import chain_starts, find_map
-from bayesstrf.metric import (
+from bayesstrf.mass_matrix import (
     draws_covariance,
     laplace_covariance,
     neuron_laplace_covariances,
