@@ -29,7 +29,7 @@ def positive_inverse(hessian: np.ndarray) -> np.ndarray:
 def laplace_covariance(potential, point: jnp.ndarray) -> np.ndarray:
     """Inverse Hessian of the potential at a flat ``point`` ``(D,)``, made positive definite.
 
-    ``potential`` is a ``jax.tree_util.Partial`` (see `bayesstrf.inference.find_map`). The
+    ``potential`` is a ``jax.tree_util.Partial`` (see `bayesstrf.warmup.find_map`). The
     Hessian is built one Hessian-vector product at a time (memory O(D T), not O(D^2 T)).
     """
     return positive_inverse(np.asarray(_hessian(potential, point), dtype=float))

@@ -28,9 +28,9 @@ from bayesstrf import strf as strf_priors
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design
 from bayesstrf.errors import InputError
-from bayesstrf.inference import latent_supports
 from bayesstrf.model import count_statistics, make_model, restore_priors
 from bayesstrf.prediction import unit_log_likelihood, units
+from bayesstrf.warmup import latent_supports
 
 #: Draws evaluated at once (memory ~ CHUNK x N x T floats).
 CHUNK = 64

@@ -78,7 +78,7 @@ class Sampler(NamedTuple):
 def make_sampler(problem, point: dict, potential: Callable, chains: int, target_accept: float,
                  max_tree_depth: int, chain_method: str = "vectorized") -> Sampler:
     """The `Sampler` of a `bayesstrf.model.Problem`, given a point of its sites (e.g. the
-    MAP) and the joint potential of flat vectors (`bayesstrf.inference.find_map`)."""
+    MAP) and the joint potential of flat vectors (`bayesstrf.warmup.find_map`)."""
     if problem.single_model is None:
         _, unravel = ravel_pytree(point)
         return Sampler(Partial(_joint_energy, potential), {}, chains, 0, unravel,

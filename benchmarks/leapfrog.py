@@ -56,8 +56,8 @@ def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list
     import bayesstrf
     from bayesstrf import activations, mass_matrix, strf
     from bayesstrf import sampler as sampling
-    from bayesstrf.inference import chain_starts, find_map
     from bayesstrf.model import build_problem
+    from bayesstrf.warmup import chain_starts, find_map
 
     sim = bayesstrf.simulate("softplus", n_neurons=1, seed=0, **size)
     problem = build_problem(sim.recording, activations.get("softplus"), strf.get("ridge"),

@@ -10,7 +10,7 @@ Each recording is split by stimulus (NS1: deepSTRF's 4 test sounds,
 of 30, both phases of three ripple densities). On the training sounds each activation family
 is fitted by NUTS with each STRF prior, every neuron of the dataset in one `bayesstrf.fit`
 call (the population path), and, for comparison, by a point estimate of the same model: the
-MAP (L-BFGS in the unconstrained space, `bayesstrf.inference.find_map`) under the ridge
+MAP (L-BFGS in the unconstrained space, `bayesstrf.warmup.find_map`) under the ridge
 prior, evaluated on the test sounds with the same prediction code as a one-draw posterior.
 Held-out metrics come from `bayesstrf.comparison.held_out_metrics` (CCnorm with a 90%
 posterior interval, bits per spike, log predictive density, PSTH coverage); convergence from
@@ -145,8 +145,8 @@ def map_fit(train, family_name: str, n_lags: int, seed: int = 0):
 
     from bayesstrf import activations
     from bayesstrf import strf as strf_priors
-    from bayesstrf.inference import find_map
     from bayesstrf.model import build_problem
+    from bayesstrf.warmup import find_map
 
     family = activations.get(family_name)
     problem = build_problem(train, family, strf_priors.get("ridge"), n_lags)

@@ -16,7 +16,6 @@ from jax.flatten_util import ravel_pytree
 from bayesstrf import activations, diagnose, fit, simulate
 from bayesstrf import sampler as sampling
 from bayesstrf import strf as strf_priors
-from bayesstrf.inference import chain_starts, find_map
 from bayesstrf.mass_matrix import (
     draws_covariance,
     laplace_covariance,
@@ -27,6 +26,7 @@ from bayesstrf.mass_matrix import (
     posterior_covariance,
 )
 from bayesstrf.model import build_problem
+from bayesstrf.warmup import chain_starts, find_map
 from tests.conftest import TINY
 
 
