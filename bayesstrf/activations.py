@@ -33,6 +33,7 @@ import numpyro.distributions as dist
 from jax.nn import sigmoid as _sigmoid
 from jax.nn import softplus as _softplus
 
+from bayesstrf import checks
 from bayesstrf.errors import InputError, InputTypeError
 
 #: clip for the inner exponent of the double exponential: exp(-exp(30)) is 0 in float32
@@ -216,10 +217,7 @@ def register(activation: Activation) -> Activation:
         raise InputTypeError(
             f"activation: expected a bayesstrf.activations.Activation, found "
             f"{type(activation).__name__}")
-    if activation.name in BUILT_IN:
-        raise InputError(f"activation.name: expected a name other than the built-in "
-                         f"{sorted(BUILT_IN)}, found {activation.name!r}")
-    REGISTRY[activation.name] = activation
+    REGISTRY[checks.new_name(activation.name, BUILT_IN, "activation.name")] = activation
     return activation
 
 

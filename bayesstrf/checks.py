@@ -33,3 +33,11 @@ def recording(value) -> Recording:
         raise InputTypeError(
             f"recording: expected a bayesstrf.Recording, found {type(value).__name__}")
     return value
+
+
+def new_name(name: str, built_in: frozenset, argument: str) -> str:
+    """``name`` for a registry entry of the user's, or an InputError if it is a built-in's."""
+    if name in built_in:
+        raise InputError(f"{argument}: expected a name other than the built-in "
+                         f"{sorted(built_in)}, found {name!r}")
+    return name

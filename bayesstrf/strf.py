@@ -39,6 +39,7 @@ import numpyro.distributions as dist
 from jax.scipy.special import gammaln
 from numpyro.distributions import constraints
 
+from bayesstrf import checks
 from bayesstrf.errors import InputError, InputTypeError
 
 
@@ -570,10 +571,7 @@ def register(prior_class: type) -> type:
                                                            str):
         raise InputTypeError(f"prior_class: expected a class with a str `name`, found "
                              f"{prior_class!r}")
-    if prior_class.name in BUILT_IN:
-        raise InputError(f"prior_class.name: expected a name other than the built-in "
-                         f"{sorted(BUILT_IN)}, found {prior_class.name!r}")
-    REGISTRY[prior_class.name] = prior_class
+    REGISTRY[checks.new_name(prior_class.name, BUILT_IN, "prior_class.name")] = prior_class
     return prior_class
 
 
