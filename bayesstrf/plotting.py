@@ -594,7 +594,7 @@ def plot_sbc(result, *, title: str = "", level: float = 0.99, fig=None) -> Figur
     """
     from scipy.stats import binom
 
-    from bayesstrf.validate import SBC, rank_histogram
+    from bayesstrf.calibration import SBC, rank_histogram
 
     if not isinstance(result, SBC):
         raise InputTypeError(

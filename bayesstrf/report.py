@@ -20,11 +20,11 @@ import pandas as pd
 from PIL import Image
 
 from bayesstrf import plotting
-from bayesstrf.comparison import Comparison, held_out_metrics
 from bayesstrf.data import Recording
 from bayesstrf.diagnostics import ESS_PER_CHAIN_MIN, diagnose
 from bayesstrf.errors import InputError, InputTypeError
 from bayesstrf.io import write_text_atomic
+from bayesstrf.scores import Comparison, held_out_metrics
 
 OUTPUTS = ("report.html", "summary.csv", "diagnostics.json")
 #: Recordings with more neurons than this get population summary figures, and per-neuron

@@ -18,8 +18,6 @@ neuronwise sampler as well.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import jax
 import numpy as np
 import pandas as pd
@@ -28,44 +26,13 @@ from scipy.stats import chisquare
 
 from bayesstrf import activations, checks
 from bayesstrf import strf as strf_priors
+from bayesstrf.calibration import SBC, rank_histogram, rank_of_truth
 from bayesstrf.data import Recording
 from bayesstrf.design import make_design
 from bayesstrf.errors import InputError
 from bayesstrf.inference import fit
 from bayesstrf.model import base_distribution, build_priors, make_model
 from bayesstrf.simulation import natural_spectrogram
-
-
-@dataclass
-class SBC:
-    """Result of `sbc`.
-
-    Attributes
-    ----------
-    ranks : pandas.DataFrame
-        One row per replicate, one column per parameter; values in ``0 .. n_ranks - 1``.
-    p_values : pandas.Series
-        Chi-square test of uniformity of each parameter's ranks over ``bins`` bins.
-    n_ranks, bins : int
-    divergences : pandas.Series
-        Divergent transitions per replicate (a replicate with many is suspect on its own).
-    """
-
-    ranks: pd.DataFrame
-    p_values: pd.Series
-    n_ranks: int
-    bins: int
-    divergences: pd.Series
-
-    def passes(self, level: float = 0.01) -> bool:
-        """Every parameter's uniformity test has p >= ``level``."""
-        return bool((self.p_values >= level).all())
-
-
-def rank_histogram(ranks: np.ndarray, n_ranks: int, bins: int) -> np.ndarray:
-    """Counts of ranks ``0 .. n_ranks - 1`` in ``bins`` equal bins (``bins`` divides
-    ``n_ranks``)."""
-    return np.bincount(np.asarray(ranks) * bins // n_ranks, minlength=bins)
 
 
 def sbc(
@@ -143,7 +110,7 @@ def sbc(
         for index in weight_index:
             checked[f"strf[{index // n_lags},{index % n_lags}]"] = (
                 strf_draws[replicate, :, index], float(strf_truth[replicate, index]))
-        rows.append({name: _rank(draws, value, n_ranks) for name, (draws, value) in
+        rows.append({name: rank_of_truth(draws, value, n_ranks) for name, (draws, value) in
                      checked.items()})
     diverging = tree["sample_stats"]["diverging"]
     divergences = (diverging.sum(("chain", "draw")).values if "neuron" in diverging.dims
@@ -157,7 +124,4 @@ def sbc(
     return SBC(ranks, p_values, n_ranks, bins, pd.Series(divergences, name="divergences"))
 
 
-def _rank(draws: np.ndarray, truth: float, n_ranks: int) -> int:
-    """Rank of ``truth`` among ``n_ranks - 1`` evenly thinned ``draws``."""
-    keep = np.linspace(0, draws.size - 1, n_ranks - 1).round().astype(int)
-    return int((draws[keep] < truth).sum())
+__all__ = ["SBC", "rank_histogram", "sbc"]

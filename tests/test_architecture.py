@@ -65,6 +65,30 @@ def test_no_import_cycle():
         visit(module, [])
 
 
+def reachable(module: str) -> set[str]:
+    """Every module ``module`` imports, directly or through others."""
+    seen, todo = set(), [module]
+    while todo:
+        for other in GRAPH.get(todo.pop(), ()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
+
+
+@pytest.mark.parametrize("module", ["plotting", "report"])
+def test_figures_and_reports_never_reach_the_sampler(module):
+    sampler = {name for name, rank in layers().items() if rank == layers()["inference"]}
+    assert not reachable(module) & sampler, sorted(reachable(module) & sampler)
+
+
+def test_the_model_never_reaches_the_sampler():
+    model = [name for name, rank in layers().items() if rank == layers()["model"]]
+    sampler = {name for name, rank in layers().items() if rank == layers()["inference"]}
+    for module in model:
+        assert not reachable(module) & sampler, (module, sorted(reachable(module) & sampler))
+
+
 def test_the_contract_sees_a_violation(tmp_path):
     """The parser finds function-local and root imports (the test can fail)."""
     code = tmp_path / "probe.py"

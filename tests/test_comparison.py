@@ -119,7 +119,7 @@ def test_auto_moment_matches_only_a_first_ranked_model(monkeypatch):
         return SimpleNamespace(elpd=elpd, pareto_k=np.array([0.1, k]))
 
     loos = {"a": loo(-100.0, 0.9), "b": loo(-101.0, 0.8), "c": loo(-150.0, 1.2)}
-    monkeypatch.setattr(comparison, "_loo_table", lambda loos: pd.DataFrame(
+    monkeypatch.setattr(comparison, "loo_table", lambda loos: pd.DataFrame(
         {"elpd": [v.elpd for v in loos.values()]}, index=list(loos)).sort_values(
         "elpd", ascending=False))
     matched_calls = []

@@ -5,17 +5,18 @@ import pandas as pd
 import pytest
 from scipy.stats import chisquare
 
-from bayesstrf.validate import _rank, rank_histogram, sbc
+from bayesstrf.calibration import rank_histogram, rank_of_truth
+from bayesstrf.validate import sbc
 
 
 def test_ranks_of_exchangeable_draws_are_uniform():
     """A truth drawn from the same distribution as the posterior draws has a uniform rank."""
     rng = np.random.default_rng(0)
-    ranks = [_rank(rng.normal(size=400), rng.normal(), 100) for _ in range(2000)]
+    ranks = [rank_of_truth(rng.normal(size=400), rng.normal(), 100) for _ in range(2000)]
     assert min(ranks) >= 0 and max(ranks) <= 99
     counts = rank_histogram(ranks, 100, 10)
     assert counts.sum() == 2000 and chisquare(counts).pvalue > 0.01
-    biased = [_rank(rng.normal(size=400), rng.normal(0.5), 100) for _ in range(500)]
+    biased = [rank_of_truth(rng.normal(size=400), rng.normal(0.5), 100) for _ in range(500)]
     assert chisquare(rank_histogram(biased, 100, 10)).pvalue < 1e-6
 
 
