@@ -39,6 +39,7 @@ test: $(VENV)/.installed
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
 	  >/dev/null; } || echo "no Chromium: the report's screenshot test will be skipped" >&2
 	$(PY) -m ruff check bayesstrf tests notebooks
+	$(PY) -m mypy
 	$(PY) -m pytest -q -m "not slow"
 	BAYESSTRF_QUICK=1 $(PY) -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=1800 notebooks
 

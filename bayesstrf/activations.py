@@ -168,7 +168,7 @@ class Activation:
     target_accept: float = 0.8
     priors: Callable[[np.ndarray], dict[str, dist.Distribution]] | None = None
 
-    def rate(self, drive, values: Mapping[str, jnp.ndarray]):
+    def rate(self, drive, values: Mapping[str, jnp.ndarray | np.ndarray]):
         """Rate in spikes per bin for a drive ``(..., N)`` and raw parameters by name."""
         fixed = {name: jnp.asarray(value) for name, value in self.fixed.items()}
         return self.function(drive, **fixed, **{name: values[name] for name in self.params})

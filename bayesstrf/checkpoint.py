@@ -18,7 +18,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -65,9 +65,10 @@ def fingerprint(recording, settings: dict) -> str:
 def save(path: str | os.PathLike, key: str, state, checkpoint: Checkpoint) -> None:
     """Write a checkpoint atomically; ``state`` is the lanes' current `bayesstrf.nuts.Lane`."""
     path = Path(path)
-    arrays = {"schema": np.array(SCHEMA), "fingerprint": np.array(key),
-              "draws_done": np.array(checkpoint.draws_done), "metric": checkpoint.metric,
-              "timings": np.array(json.dumps(checkpoint.timings))}
+    arrays: dict[str, Any] = {
+        "schema": np.array(SCHEMA), "fingerprint": np.array(key),
+        "draws_done": np.array(checkpoint.draws_done), "metric": checkpoint.metric,
+        "timings": np.array(json.dumps(checkpoint.timings))}
     arrays |= {f"state/{i}": np.asarray(leaf) for i, leaf in
                enumerate(jax.tree.leaves(state))}
     arrays |= {f"records/{name}": value for name, value in checkpoint.records.items()}

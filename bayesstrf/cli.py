@@ -17,6 +17,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from bayesstrf.errors import InputError
 
@@ -155,7 +156,7 @@ def _check_output(path: Path, force: bool, suffixes: tuple[str, ...] = ()) -> No
         raise FileExistsError(f"--out: {str(path)!r} exists; pass --force to overwrite it")
 
 
-_WHAT = {(".nc",): " for the fit"}
+_WHAT: dict[tuple[str, ...], str] = {(".nc",): " for the fit"}
 
 
 def _sha256(path: str | os.PathLike) -> str:
@@ -416,7 +417,7 @@ def cmd_report(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from bayesstrf.activations import FAMILIES
 
-    text = dict(epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    text: dict[str, Any] = dict(epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser = _Parser(prog="bayesstrf", description=__doc__.splitlines()[0], **text)
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -80,8 +80,8 @@ def _refit_units(loo: azs.ELPDData, lpd: np.ndarray, units: np.ndarray, log_lik:
         bins = slice(int(block) * block_bins, (int(block) + 1) * block_bins)
         refit = _fit_logged(recording.without(neuron, segment, bins), activation, refit_kwargs,
                             f"{activation} without unit {label} of neuron {neuron}")
-        draws = log_likelihood(refit, recording, block_bins=block_bins)
-        draws = draws.isel(neuron=neuron).sel(block=label).values.ravel()
+        ll = log_likelihood(refit, recording, block_bins=block_bins)
+        draws = ll.isel(neuron=neuron).sel(block=label).values.ravel()
         elpd_i[i], pareto_k[i] = logsumexp(draws) - np.log(draws.size), 0.0
     exact.elpd_i = exact.elpd_i.copy(data=elpd_i)
     exact.pareto_k = exact.pareto_k.copy(data=pareto_k)
@@ -99,7 +99,7 @@ def _match_from_the_first(loos: dict, fits: dict, trees: dict, recording: Record
     A lower-ranked model is left as PSIS-LOO scored it: where PSIS fails, it errs towards a
     higher elpd, so matching could only move that model further behind the first (it becomes a
     note, see `compare`)."""
-    matched = []
+    matched: list[str] = []
     while True:
         first = loo_table(loos).index[0]
         if first in matched or float(loos[first].pareto_k.max()) <= PARETO_K_MAX:
@@ -130,7 +130,7 @@ def _kfold(recording: Recording, models: dict, folds: int, fit_kwargs: dict):
     folds = min(folds, recording.n_segments)
     assignment = np.arange(recording.n_segments) % folds
     out = {name: np.zeros((recording.n_neurons, recording.n_segments)) for name in models}
-    fits = {}
+    fits: dict[str, xr.DataTree] = {}
     for fold in range(folds):
         held = np.flatnonzero(assignment == fold)
         train, test = recording.split(held.tolist())
@@ -230,8 +230,8 @@ def compare(
     bad = np.flatnonzero(loos[first].pareto_k.values > PARETO_K_MAX)
     if method == "auto" and isinstance(fits_or_recording, Recording) and 0 < bad.size <= (
             MAX_REFITS):
-        loos[first] = _refit_units(loos[first], lpd[first], bad, pointwise[first], recording,
-                                   fits[first], block_bins, fit_kwargs)
+        loos[first] = _refit_units(loos[first], lpd[first], bad, pointwise[first],
+                                   fits_or_recording, fits[first], block_bins, fit_kwargs)
         unit += f"; {bad.size} unit(s) of {first} still above: refitted without each, exactly"
         table = loo_table(loos)
     neuron_of_unit = next(iter(pointwise.values()))["neuron"].values

@@ -31,6 +31,7 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -158,8 +159,8 @@ class Recording:
         dt: float,
         *,
         freqs=None,
-        neuron_ids: Sequence[str] | None = None,
-        segment_ids: Sequence[str] | None = None,
+        neuron_ids: Sequence[str] | np.ndarray | None = None,
+        segment_ids: Sequence[str] | np.ndarray | None = None,
     ):
         specs = _as_list(spectrogram, "spectrogram", 2)
         counts = _as_list(counts, "counts", 3)
@@ -358,7 +359,7 @@ class Recording:
         os.close(fd)
         try:
             if path.suffix == ".npz":
-                arrays = {
+                arrays: dict[str, Any] = {
                     "schema": np.array(SCHEMA), "dt": np.array(self.dt), "freqs": self.freqs,
                     "neuron_ids": self.neuron_ids, "segment_ids": self.segment_ids,
                 }

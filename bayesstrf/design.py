@@ -103,22 +103,22 @@ def make_design(spectrograms: list[np.ndarray], n_lags: int, drive: str = "auto"
                 f"max |x| = {np.max(np.abs(spec)):.3g}"
             )
     n_freq = spectrograms[0].shape[0]
-    blocks, valid, segment, start = [], [], [], 0
+    blocks, valid_parts, segment, start = [], [], [], 0
     for index, spec in enumerate(spectrograms):
         blocks += [np.zeros((n_freq, n_lags - 1)), spec]
         start += n_lags - 1
-        valid.append(np.arange(start, start + spec.shape[1]))
+        valid_parts.append(np.arange(start, start + spec.shape[1]))
         segment.append(np.full(spec.shape[1], index))
         start += spec.shape[1]
     everything = np.concatenate(spectrograms, axis=1)
     mean = everything.mean(axis=1)
     scale = float(np.std(everything - mean[:, None])) or 1.0
     padded = np.concatenate(blocks, axis=1).astype(np.float32)
-    valid = np.concatenate(valid)
+    valid = np.concatenate(valid_parts)
     lagged = None
     if _use_lag_matrix(drive, n_freq * n_lags * valid.size * 4):
-        lagged = np.stack([padded[:, valid - lag] for lag in range(n_lags)], axis=1)
-        lagged = jnp.asarray(lagged.reshape(n_freq * n_lags, valid.size))
+        stacked = np.stack([padded[:, valid - lag] for lag in range(n_lags)], axis=1)
+        lagged = jnp.asarray(stacked.reshape(n_freq * n_lags, valid.size))
     return Design(
         padded=jnp.asarray(padded),
         lagged=lagged,
@@ -146,7 +146,7 @@ def _use_lag_matrix(drive: str, size: int) -> bool:
     return False
 
 
-def strf_drive(weights: jnp.ndarray, design: Design) -> jnp.ndarray:
+def strf_drive(weights: jnp.ndarray | np.ndarray, design: Design) -> jnp.ndarray:
     """Drive of every neuron at every real time bin, by the design's engine.
 
     Parameters
@@ -206,12 +206,14 @@ def lowrank_drive(spectral: jnp.ndarray, temporal: jnp.ndarray, design: Design) 
     return drive[:, design.valid - (n_lags - 1)]
 
 
-def _causal_filter(signal: jnp.ndarray, kernel: jnp.ndarray, groups: int) -> jnp.ndarray:
+def _causal_filter(signal: jnp.ndarray, kernel: jnp.ndarray | np.ndarray,
+                   groups: int) -> jnp.ndarray:
     """``out[n, p] = sum_{c, l} kernel[n, c, l] signal[0, g(n) c, p + L - 1 - l]`` for
     ``p = 0 .. P - L``: one convolution (channels ``c`` of group ``g(n)``), lag 0 aligned with
     the last column of each window. Full float32 precision (no TF32 on GPUs)."""
     return jax.lax.conv_general_dilated(
-        signal, kernel[..., ::-1], window_strides=(1,), padding="VALID",
+        signal, kernel[..., ::-1],  # type: ignore[arg-type]  # jax takes any ArrayLike
+        window_strides=(1,), padding="VALID",
         dimension_numbers=("NCH", "OIH", "NCH"), feature_group_count=groups,
         precision=jax.lax.Precision.HIGHEST)[0]
 

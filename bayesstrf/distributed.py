@@ -23,9 +23,9 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import xarray as xr
@@ -176,7 +176,7 @@ def fit_distributed(
 
     fits = [load_fit(out / chunk.name) for chunk in chunks]
     tree = merge_fits(fits, names=[chunk.name for chunk in chunks])
-    found = tree["posterior"]["neuron"].values.astype(str).tolist()
+    found = cast(xr.DataArray, tree["posterior"]["neuron"]).values.astype(str).tolist()
     if found != recording.neuron_ids.tolist():
         raise RuntimeError(
             f"out: the chunk files in {str(out)!r} hold neurons {found}, expected the "
@@ -295,7 +295,7 @@ def _run(executor, recording: Recording, todo: list[_Chunk], out: Path, fit_kwar
     if dask:
         from distributed import as_completed
 
-        completed = as_completed()
+        completed: as_completed | _Completed = as_completed()
     else:
         completed = _Completed()
     kwargs = {k: v for k, v in fit_kwargs.items() if k != "progress"}
@@ -382,7 +382,7 @@ def merge_fits(fits: Sequence[xr.DataTree], names: Sequence[str] | None = None) 
         raise InputTypeError("fits: expected a non-empty sequence of fits (DataTrees with a "
                         "posterior group)")
     names = list(names) if names is not None else [str(i) for i in range(len(fits))]
-    neurons = [f["posterior"]["neuron"].values for f in fits]
+    neurons = [cast(xr.DataArray, f["posterior"]["neuron"]).values for f in fits]
     every = np.concatenate(neurons).astype(str)
     if len(set(every.tolist())) != len(every):
         raise InputError(f"fits: expected each neuron in one fit only, found {every.tolist()}")
@@ -423,11 +423,12 @@ def _with_neuron(value: xr.DataArray, ids) -> xr.DataArray:
 
 def _merge_attrs(fits: list[xr.DataTree], neurons: list, names: list[str]) -> dict:
     sizes = [len(ids) for ids in neurons]
-    attrs, chunks = {}, [{"name": name, "neurons": ids.astype(str).tolist()}
-                         for name, ids in zip(names, neurons, strict=True)]
+    attrs: dict[Hashable, Any] = {}
+    chunks: list[dict[Hashable, Any]] = [{"name": name, "neurons": ids.astype(str).tolist()}
+                                         for name, ids in zip(names, neurons, strict=True)]
     keys = list(dict.fromkeys(key for f in fits for key in f.attrs if key != "schema"))
     for key in keys:
-        values = [f.attrs.get(key) for f in fits]
+        values: list[Any] = [f.attrs.get(key) for f in fits]
         if key in TIMINGS and all(isinstance(v, int | float | np.number) for v in values):
             attrs[key] = float(sum(values))
             for chunk, value in zip(chunks, values, strict=True):

@@ -30,6 +30,7 @@ import threading
 import time
 from importlib.metadata import version
 from pathlib import Path
+from typing import cast
 
 import jax
 import numpy as np
@@ -65,7 +66,7 @@ def choose_chain_method(chains: int) -> str:
 
 
 def sample_draws(warmed: Warmed, problem: Problem, draws: int, so_far: checkpoints.Checkpoint,
-                 checkpoint, checkpoint_every: int | None, key: str, progress: bool):
+                 checkpoint, checkpoint_every: int, key: str, progress: bool):
     """Draw until ``draws`` per chain, continuing ``so_far``; with a ``checkpoint`` path, in
     chunks of ``checkpoint_every``, saving after each.
 
@@ -103,9 +104,9 @@ def sample_draws(warmed: Warmed, problem: Problem, draws: int, so_far: checkpoin
                                                 timings)
                 records = [so_far.records]
                 checkpoints.save(checkpoint, key, lanes, so_far)
-    records = _join(records)
-    samples = sampling.constrained(warmed.sampler, problem, records.pop("z"))
-    return samples, records, timings
+    joined = _join(records)
+    samples = sampling.constrained(warmed.sampler, problem, joined.pop("z"))
+    return samples, joined, timings
 
 
 @contextlib.contextmanager
@@ -336,8 +337,8 @@ def _check_start(start, settings: dict, recording: Recording) -> None:
         "n_lags": attrs.get("n_lags"),
         "pooling": json.loads(attrs.get("pooling", "null")),
         "chains": posterior.sizes.get("chain"),
-        "neurons": [str(n) for n in posterior["neuron"].values] if "neuron" in posterior.coords
-                   else None,
+        "neurons": [str(n) for n in cast(xr.DataArray, posterior["neuron"]).values]
+                   if "neuron" in posterior.coords else None,
     }
     expected = json.loads(json.dumps({name: settings.get(name) for name in found})) | {
         "neurons": [str(n) for n in recording.neuron_ids]}

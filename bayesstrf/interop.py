@@ -203,7 +203,7 @@ def _save(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
     try:
         if path.suffix == ".npz":
             with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
+                np.savez(handle, **arrays)  # type: ignore[arg-type]  # stub: allow_pickle
         else:
             save_file(arrays, tmp)
         os.replace(tmp, path)

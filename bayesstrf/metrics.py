@@ -72,11 +72,11 @@ def _corr(x: np.ndarray, target: np.ndarray, target_var: float | None = None) ->
     tc = target - target.mean()
     cov = xc @ tc / tc.size
     var_x = np.einsum("...t,...t->...", xc, xc) / tc.size
-    if target_var is None:
-        target_var = tc @ tc / tc.size if np.ptp(target) > 0 else 0.0
-    ok = (np.ptp(x, axis=-1) > 0) & (target_var > 0)
+    var_t: float | np.ndarray = target_var if target_var is not None else (
+        tc @ tc / tc.size if np.ptp(target) > 0 else 0.0)
+    ok = (np.ptp(x, axis=-1) > 0) & (var_t > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ok, cov / np.sqrt(var_x * target_var), np.nan)
+        return np.where(ok, cov / np.sqrt(var_x * var_t), np.nan)
 
 
 def signal_power(observed: ArrayLike) -> float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax.numpy as jnp
 import numpy as np
@@ -105,7 +105,7 @@ def pooled_sample(name: str, prior: dist.Distribution, n_neurons: int) -> jnp.nd
     neuron is drawn towards the others, and neurons with few spikes borrow strength from the
     rest.
     """
-    normal = _normal_parts(prior)
+    normal = cast(dist.Normal, _normal_parts(prior))  # check_poolable: a Normal
     centre = jnp.mean(jnp.broadcast_to(normal.loc, (n_neurons,)))
     scale = jnp.mean(jnp.broadcast_to(normal.scale, (n_neurons,)))
     shift = numpyro.sample(f"{name}_pop_shift", dist.Normal(0.0, scale))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from typing import cast
 
 import arviz_stats as azs
 import jax
@@ -127,7 +128,7 @@ def loo_moment_matched(fit: xr.DataTree, recording: Recording, loo_tree: xr.Data
     neuron_of_unit = loo_tree["log_likelihood"]["counts"]["neuron"].values
     block_of_unit = loo_tree["log_likelihood"]["counts"]["block"].values
     position = {label: k for k, label in enumerate(labels)}
-    neurons = list(posterior["neuron"].values)
+    neurons = list(cast(xr.DataArray, posterior["neuron"]).values)
 
     def as_draws(values) -> xr.DataArray:
         return xr.DataArray(np.asarray(values, dtype=float).reshape(n_chains, n_draws),

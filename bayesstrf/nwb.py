@@ -106,7 +106,8 @@ def _unit_rows(table, units) -> tuple[list[int], np.ndarray]:
     wanted = [units] if isinstance(units, int | np.integer) else list(units)
     rows = []
     for unit in wanted:
-        matches = np.flatnonzero(ids == unit) if not isinstance(unit, bool) else []
+        matches: np.ndarray | list[int] = (np.flatnonzero(ids == unit)
+                                           if not isinstance(unit, bool) else [])
         if len(matches) != 1:
             raise InputError(
                 f"units: expected unit ids among {ids.tolist()}, found {unit!r}"

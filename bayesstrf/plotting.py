@@ -10,6 +10,8 @@ time in s. Neurons and segments are chosen by index or by id.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
@@ -32,14 +34,14 @@ __all__ = [
 # ---- argument checks -------------------------------------------------------------------------
 def _pick(item, ids: np.ndarray, name: str) -> int:
     """Index of ``item`` (an id in ``ids`` or an index, negative allowed) or a ValueError."""
-    ids = [str(i) for i in np.asarray(ids)]
-    if isinstance(item, str | np.str_) and str(item) in ids:
-        return ids.index(str(item))
+    names = [str(i) for i in np.asarray(ids)]
+    if isinstance(item, str | np.str_) and str(item) in names:
+        return names.index(str(item))
     if (isinstance(item, int | np.integer) and not isinstance(item, bool | np.bool_)
-            and -len(ids) <= item < len(ids)):
-        return int(item) % len(ids)
+            and -len(names) <= item < len(names)):
+        return int(item) % len(names)
     raise InputError(
-        f"{name}: expected one of the {name} ids {ids} or an index 0..{len(ids) - 1}, "
+        f"{name}: expected one of the {name} ids {names} or an index 0..{len(names) - 1}, "
         f"found {item!r}"
     )
 
@@ -201,7 +203,8 @@ def plot_nonlinearity(fit: xr.DataTree, recording: Recording, neuron: int | str 
     weights = strf.mean(("chain", "draw")).values[index : index + 1]
     intercept = float(post["intercept"].isel(neuron=index).mean())
     design = make_design(recording.spectrograms, strf.sizes["lag"])
-    drive = np.asarray(strf_drive(np.asarray(weights, np.float32), design), float)[0] + intercept
+    drive = np.asarray(strf_drive(np.asarray(weights, np.float32), design), np.float64)[0]
+    drive = drive + intercept
 
     span = float(np.ptp(drive)) or 1.0
     grid = np.linspace(drive.min() - 0.1 * span, drive.max() + 0.1 * span, 200)
@@ -209,7 +212,7 @@ def plot_nonlinearity(fit: xr.DataTree, recording: Recording, neuron: int | str 
     n_draws = (next(iter(values.values())).shape[0] if values
                else _thin(post["intercept"].isel(neuron=index).values, max_draws).shape[0])
     curves = np.asarray(
-        family.rate(np.tile(grid[:, None], (1, n_draws)).astype(np.float32), values), float
+        family.rate(np.tile(grid[:, None], (1, n_draws)).astype(np.float32), values), np.float64
     ) / dt  # (grid, draw)
     lower, upper = _interval(curves, prob, axis=1)
 
@@ -538,7 +541,7 @@ def plot_prior_predictive(prior: xr.DataTree, neuron: int | str = 0, *,
         colour range), then the histogram of the prior rate (spikes per second, log axis) over
         draws and bins, with the recording's observed mean rate as a vertical line.
     """
-    draws = prior["prior"]["strf"]
+    draws = cast(xr.DataArray, prior["prior"]["strf"])
     index = _pick(neuron, draws["neuron"].values, "neuron")
     if isinstance(n_strfs, bool) or not isinstance(n_strfs, int) or not (
             1 <= n_strfs <= draws.sizes["draw"]):
@@ -557,7 +560,8 @@ def plot_prior_predictive(prior: xr.DataTree, neuron: int | str = 0, *,
         ax.set_title(f"prior draw {k}")
         ax.set_xlabel("lag (bins)")
     axes[0].set_ylabel("frequency channel")
-    rate = prior["prior_predictive"]["rate"].isel(neuron=index).values.ravel() / dt
+    rate = cast(xr.DataArray, prior["prior_predictive"]["rate"]).isel(neuron=index).values
+    rate = rate.ravel() / dt
     positive = rate[rate > 0]
     bins = np.geomspace(max(positive.min(), 1e-3), max(positive.max(), 1e-2), 50)
     axes[-1].hist(positive, bins=bins, color="0.6")

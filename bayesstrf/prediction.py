@@ -104,12 +104,13 @@ def units(recording: Recording, block_bins: int | None) -> tuple[np.ndarray, np.
         return index, recording.segment_ids, "segment"
     if isinstance(block_bins, bool) or not isinstance(block_bins, int) or block_bins < 1:
         raise InputError(f"block_bins: expected a positive integer, found {block_bins!r}")
-    index, labels = [], []
+    index_parts: list[np.ndarray] = []
+    labels: list[str] = []
     for segment, length in zip(recording.segment_ids, recording.segment_lengths, strict=True):
         blocks = -(-int(length) // block_bins)
-        index.append(len(labels) + np.arange(length) // block_bins)
+        index_parts.append(len(labels) + np.arange(length) // block_bins)
         labels += [f"{segment}:{k}" for k in range(blocks)]
-    return np.concatenate(index), np.array(labels), "block"
+    return np.concatenate(index_parts), np.array(labels), "block"
 
 
 def log_likelihood(fit: xr.DataTree, recording: Recording, *, block_bins: int | None = None

@@ -53,7 +53,7 @@ class Sampler(NamedTuple):
     def neuronwise(self) -> bool:
         return self.neurons > 0
 
-    def lanes(self, rows: np.ndarray) -> jnp.ndarray:
+    def lanes(self, rows: np.ndarray | jnp.ndarray) -> jnp.ndarray:
         """Per-chain values ``(chains, ...)`` (with ``N`` after the chain axis for
         independent neurons) -> per-lane ``(lanes, ...)``."""
         rows = jnp.asarray(rows, jnp.float32)
@@ -138,7 +138,7 @@ def positions(sampler: Sampler, points: dict) -> jnp.ndarray:
     return jax.vmap(lambda point: ravel_pytree(point)[0])(points)
 
 
-def start(sampler: Sampler, z, metric: np.ndarray, step_size, key) -> tuple:
+def start(sampler: Sampler, z, metric: np.ndarray | jnp.ndarray, step_size, key) -> tuple:
     """Lanes at ``z`` beginning a stage with ``metric`` (``(D, D)``, or ``(N, D, D)`` for
     independent neurons) and first step size ``step_size`` (one, or one per neuron).
     Returns ``(lanes, metric, factor)``, the last two per lane."""
@@ -166,7 +166,7 @@ def run(sampler: Sampler, lanes, metric, factor, first: int, last: int, n_warmup
     draws of a population depend on where its runs start and end (checkpoints), its
     posterior does not.
     """
-    parts = [[] for _ in range(lanes.iteration.shape[0])]
+    parts: list[list[dict[str, Any]]] = [[] for _ in range(lanes.iteration.shape[0])]
     lane_draws = 0
     with tqdm(total=(last - first) * sampler.chains, desc=label, disable=not progress,
               file=sys.stderr, unit="draws") as bar:

@@ -20,7 +20,7 @@ from bayesstrf.strf import Ridge
 #: Per family: sd of the standardised drive, and true parameter values (constrained scale)
 #: chosen so that the drive sweeps the curved part of each nonlinearity, up to saturation for
 #: sigmoid and double exponential. Rates are in spikes per bin.
-_TRUTH = {
+_TRUTH: dict[str, dict[str, float]] = {
     "sigmoid": dict(drive_sd=1.5, c=1.0, b=0.6, a=0.02),
     "double_exponential": dict(drive_sd=1.5, s=-1.0, a=0.6, b=0.02),
     "softplus": dict(drive_sd=0.15, drive_offset=-0.05, beta=5.5, b=0.01),
@@ -151,9 +151,9 @@ def simulate(
     standard = np.asarray(strf_drive(shapes * float(design.scale), design))  # unit-STRF drive
     weights_std = shapes * (values.pop("drive_sd") / standard.std(axis=1))[:, None, None]
     truth = {"strf_std": weights_std, "strf_scale": weights_std.std(axis=(1, 2))}
-    for name, value in values.items():
+    for name, number in values.items():
         raw = family.constrained.get(name, name)
-        truth[raw] = np.full(n_neurons, inverse_softplus(value) if raw != name else value)
+        truth[raw] = np.full(n_neurons, inverse_softplus(number) if raw != name else number)
 
     priors = build_priors(family, np.full(n_neurons, 0.1))  # placeholders: all conditioned
     model = make_model(family, Ridge(), priors, n_neurons)

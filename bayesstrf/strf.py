@@ -29,7 +29,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import asdict, dataclass
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -189,6 +189,7 @@ class _WhiteLatent:
     drive_scale: float = 1.0
     df: float = 4.0
 
+    name: ClassVar[str]
     latent = "strf_white"
     target_accept = 0.8  # NUTS's target acceptance rate in `bayesstrf.fit` by default
 
@@ -354,7 +355,7 @@ class Localized(_WhiteLatent):
     def sample(self, n_neurons: int, n_freq: int, n_lags: int) -> Kernel:
         """Sample the latents; return the internal-basis `Kernel`."""
         white = self._white(n_neurons, n_freq, n_lags)
-        log_envelope = 0.0
+        log_envelope: float | jax.Array = 0.0
         for axis, size, median in (("freq", n_freq, self.width_freq),
                                    ("lag", n_lags, self.width_lag)):
             median = median or max(size / 4, 0.5)
@@ -567,11 +568,11 @@ def register(prior_class: type) -> type:
     """Make an STRF prior class of your own (a `StrfPrior`) known by its ``name``, so that
     `get` finds it by name and saved fits that use it load; usable as a class decorator.
     Built-in names cannot be replaced."""
-    if not isinstance(prior_class, type) or not isinstance(getattr(prior_class, "name", None),
-                                                           str):
+    name = getattr(prior_class, "name", None)
+    if not isinstance(prior_class, type) or not isinstance(name, str):
         raise InputTypeError(f"prior_class: expected a class with a str `name`, found "
                              f"{prior_class!r}")
-    REGISTRY[checks.new_name(prior_class.name, BUILT_IN, "prior_class.name")] = prior_class
+    REGISTRY[checks.new_name(name, BUILT_IN, "prior_class.name")] = prior_class
     return prior_class
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -189,7 +189,7 @@ def warm_start(problem: Problem, previous: xr.DataTree, key, warmup: int, chains
     start = time.perf_counter()
     posterior = previous["posterior"]
     sites = latent_supports(problem.model, problem.args)
-    samples = {name: posterior[name].values for name in sites}
+    samples = {name: cast(xr.DataArray, posterior[name]).values for name in sites}
     neuronwise = problem.single_model is not None
     metric = mass_matrix.posterior_covariance(pooled_draws(samples, problem.model, problem.args,
                                                        neuronwise))

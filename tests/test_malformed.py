@@ -23,7 +23,7 @@ import numpyro.distributions as dist
 import pytest
 import xarray as xr
 
-import bayesstrf.inference
+import bayesstrf.warmup
 from bayesstrf import Recording, fit
 from bayesstrf.cli import main
 from bayesstrf.data import SCHEMA
@@ -42,7 +42,7 @@ def no_sampling(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("validation let the input through: the MAP search started")
 
-    monkeypatch.setattr(bayesstrf.inference, "find_map", refuse)
+    monkeypatch.setattr(bayesstrf.warmup, "find_map", refuse)
 
 
 # --- valid parts and file writers --------------------------------------------------------------
