@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -283,7 +284,7 @@ def cmd_fit(args) -> None:
             print(f"bayesstrf fit: interrupted; the checkpoint {checkpoint} is kept, continue "
                   "with --resume", file=sys.stderr)
         raise
-    tree.attrs["input_sha256"] = _sha256(args.data)
+    tree.attrs |= {"input_sha256": _sha256(args.data), "command_line": args.command_line}
     save_fit(tree, out, overwrite=args.force)
     report = diagnose(tree)
     seconds = _timings(tree)
@@ -360,7 +361,7 @@ def cmd_compare(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     digest = _sha256(args.data)
     for family, tree in result.fits.items():
-        tree.attrs["input_sha256"] = digest
+        tree.attrs |= {"input_sha256": digest, "command_line": args.command_line}
         save_fit(tree, targets[family], overwrite=args.force)
     written = [out / "train.npz"]
     train.save(written[0])
@@ -496,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
 
     enable_compilation_cache()
     args.console = _Console(args.json, args.quiet)
+    args.command_line = shlex.join(["bayesstrf", *argv])  # recorded in the fits it writes
     name = f"bayesstrf {args.command}"
     with _logging(args.quiet):
         try:

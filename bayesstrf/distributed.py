@@ -182,7 +182,6 @@ def fit_distributed(
             f"out: the chunk files in {str(out)!r} hold neurons {found}, expected the "
             f"recording's {recording.neuron_ids.tolist()}; were chunk files replaced?"
         )
-    tree.attrs["command_line"] = " ".join(sys.argv)
     return tree
 
 

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from importlib.metadata import version
@@ -317,7 +316,6 @@ def fit(
         "map_seconds": map_seconds,
         "warmup_seconds": warmup_seconds,
         "sampling_seconds": sampling_seconds,
-        "command_line": " ".join(sys.argv),
     }
     tree = to_datatree(samples, sample_stats(records, max_tree_depth), recording, strf_prior, attrs)
     tree["log_likelihood"] = xr.DataTree(log_likelihood(tree, recording).to_dataset())

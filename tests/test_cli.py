@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import math
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,10 @@ def test_fit_writes_a_fit_and_prints_diagnostics(data, tmp_path, capsys):
     assert tree["posterior"]["strf"].shape == (1, 10, 1, 4, 3)
     assert tree["posterior"]["gain"].shape == (1, 10, 1, 2)
     assert tree.attrs["input_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    # the command that wrote it, from the command line itself (the library reads no sys.argv)
+    assert tree.attrs["command_line"] == shlex.join(
+        ["bayesstrf", "fit", str(data), "--activation", "sigmoid", "--strf", "lowrank:2",
+         "--out", str(out), *SAMPLER])
 
 
 @pytest.fixture(scope="module")

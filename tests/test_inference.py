@@ -44,6 +44,7 @@ def test_datatree_contract(tiny_fit, tiny_simulation):
 
     attrs = tiny_fit.attrs
     assert attrs["bayesstrf_version"] == bayesstrf.__version__ and attrs["seed"] == 3
+    assert "command_line" not in attrs  # the library records no sys.argv; the CLI does
     assert attrs["activation"] == "softplus" and attrs["dt"] == rec.dt
     assert json.loads(attrs["strf_prior"])["name"] == "ridge"
     assert set(json.loads(attrs["priors"])) == {"raw_beta", "raw_b", "drive_offset"}
