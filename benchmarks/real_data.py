@@ -70,6 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"STRF priors, e.g. ridge smooth lowrank:2 (full: {' '.join(PRIORS)})")
     parser.add_argument("--progress", action="store_true",
                         help="progress bars of each fit on stderr")
+    parser.add_argument("--render", action="store_true",
+                        help="no fits: rewrite the markdown and figures from the JSON next to "
+                        "--out")
     parser.add_argument("--resume", action="store_true",
                         help="keep the fits already in the JSON next to --out")
     for name in ("chains", "warmup", "draws", "ns1_lags", "ns1_freq", "songbird_lags",
@@ -292,6 +295,13 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
         first = next(r for r in rows if r["dataset"] == dataset)
         lines += [f"## {dataset} ({first['n_freq']} bands x {first['n_lags']} lags of "
                   f"{1000 * first.get('dt', float('nan')):g} ms)", ""]
+        done = {(r["family"], r["method"]) for r in rows
+                if r["dataset"] == dataset and "error" not in r}
+        wanted = [(f, m) for m in ("map", *settings["priors"]) for f in settings["families"]]
+        if any(pair not in done for pair in wanted):
+            lines += ["**Not run yet** (the run stopped; `--resume` continues it): "
+                      + ", ".join(f"{f} {m}" for f, m in wanted if (f, m) not in done) + ".",
+                      ""]
         if len(part):
             lines += ["Average over neurons:", "",
                       "| family | method | neurons | CCnorm | bits/spike | lpd | coverage "
@@ -446,6 +456,11 @@ def write(out: Path, rows: list[dict], env: dict, settings: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        saved = json.loads(args.out.with_suffix(".json").read_text())
+        write(args.out, saved["rows"], saved["environment"], saved["settings"])
+        print(f"wrote {args.out} from {args.out.with_suffix('.json')}")
+        return 0
     s = args.settings
     env = environment()
     done, rows = set(), []
