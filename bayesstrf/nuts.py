@@ -31,14 +31,6 @@ import numpy as np
 #: Energy error above which a trajectory counts as divergent (NumPyro's and Stan's).
 MAX_DELTA_ENERGY = 1000.0
 
-#: Trees of warmup iterations stop at this depth (127 leapfrogs). Early in a stage, one
-#: iteration of low acceptance makes dual averaging cut the step size by 10x or more, and the
-#: next iterations' trees hit the maximum depth (1023 leapfrogs) while it climbs back: on an
-#: NS1 neuron, 45% of the first stage's leapfrogs went to its first 25 iterations, and every
-#: lane of a population waits for the slowest. Shorter warmup trees are still valid NUTS
-#: transitions; sampling keeps ``max_tree_depth``.
-WARMUP_MAX_DEPTH = 7
-
 #: Per-draw records returned by `advance`.
 RECORDS = ("z", "potential_energy", "energy", "num_steps", "accept_prob", "diverging",
            "step_size")
@@ -242,8 +234,7 @@ def _step(potential, max_depth, until, n_warmup, target_accept, data, metric, fa
     centred = r_sum - 0.5 * (left.r + right.r)
     tree_turning = sub_turning | ((metric @ left.r) @ centred <= 0) | (
         (metric @ right.r) @ centred <= 0)
-    depth_cap = jnp.where(lane.iteration < n_warmup, min(max_depth, WARMUP_MAX_DEPTH), max_depth)
-    done = sub_done & (tree_turning | diverging | (joined.depth >= depth_cap))
+    done = sub_done & (tree_turning | diverging | (joined.depth >= max_depth))
 
     # the next subtree doubles the tree in a random direction
     going_right = jnp.where(sub_done, jax.random.bernoulli(direction_key), lane.going_right)
