@@ -46,7 +46,7 @@ test: $(VENV)/.installed
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q
 
-# Live check of bayesstrf.interop against deepSTRF itself (issue 8), in its own venv: deepSTRF
+# Live check of bayesstrf.model.interop against deepSTRF itself (issue 8), in its own venv: deepSTRF
 # needs torch, whose PyPI wheel pulls the CUDA libraries (several GB). Not part of `make test`.
 DS_VENV := .venv-deepstrf
 $(DS_VENV)/.installed: pyproject.toml

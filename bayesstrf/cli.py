@@ -224,8 +224,8 @@ def _fit_kwargs(args) -> dict:
 def cmd_simulate(args) -> None:
     import numpy as np
 
-    from bayesstrf.io import write_text_atomic
-    from bayesstrf.simulation import simulate
+    from bayesstrf.data.io import write_text_atomic
+    from bayesstrf.model.simulation import simulate
 
     out = Path(args.out)
     _check_output(out, args.force, (".npz", ".nc"))
@@ -252,10 +252,10 @@ def cmd_simulate(args) -> None:
 
 
 def cmd_fit(args) -> None:
-    from bayesstrf.diagnostics import diagnose
-    from bayesstrf.inference import fit
-    from bayesstrf.io import read_recording, save_fit
-    from bayesstrf.report import diagnostics_record
+    from bayesstrf.data.io import read_recording, save_fit
+    from bayesstrf.evaluation.diagnostics import diagnose
+    from bayesstrf.inference.fit import fit
+    from bayesstrf.viz.report import diagnostics_record
 
     out = Path(args.out)
     _check_output(out, args.force, (".nc",))
@@ -305,7 +305,7 @@ def cmd_fit(args) -> None:
 def _fit_on_scheduler(recording, out: Path, args, kwargs: dict):
     """`fit_distributed` on the Dask scheduler at ``args.scheduler``; chunk fits go to
     ``OUT.chunks/``, so that a rerun finishes an interrupted job."""
-    from bayesstrf.distributed import fit_distributed
+    from bayesstrf.inference.distributed import fit_distributed
 
     try:
         from distributed import Client
@@ -341,10 +341,10 @@ def _comparison_record(result) -> dict:
 
 
 def cmd_compare(args) -> None:
-    from bayesstrf.comparison import compare
-    from bayesstrf.diagnostics import diagnose
-    from bayesstrf.io import read_recording, save_fit
-    from bayesstrf.report import OUTPUTS, detail_neurons, diagnostics_record, write_report
+    from bayesstrf.data.io import read_recording, save_fit
+    from bayesstrf.evaluation.comparison import compare
+    from bayesstrf.evaluation.diagnostics import diagnose
+    from bayesstrf.viz.report import OUTPUTS, detail_neurons, diagnostics_record, write_report
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -391,9 +391,9 @@ def cmd_compare(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from bayesstrf.comparison import compare
-    from bayesstrf.io import load_fit, read_recording
-    from bayesstrf.report import detail_neurons, write_report
+    from bayesstrf.data.io import load_fit, read_recording
+    from bayesstrf.evaluation.comparison import compare
+    from bayesstrf.viz.report import detail_neurons, write_report
 
     folder = Path(args.results)
     paths = sorted(folder.glob("fit_*.nc"))
@@ -416,7 +416,7 @@ def cmd_report(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bayesstrf.activations import FAMILIES
+    from bayesstrf.model.activations import FAMILIES
 
     text: dict[str, Any] = dict(epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser = _Parser(prog="bayesstrf", description=__doc__.splitlines()[0], **text)

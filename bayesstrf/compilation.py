@@ -1,10 +1,10 @@
 """JAX's persistent compilation cache, switched on by the command line or on request.
 
-Compiling NUTS costs more than sampling a small problem. The compiled programs of bayesstrf
-take the data and priors as arguments (`bayesstrf.nuts.advance`), so identical programs recur:
-across warmup stages and sampling and, for recordings of the same shapes, across fits and
-sessions. JAX's persistent cache keys compiled programs by their content and finds
-them on disk instead of compiling again.
+Compiling NUTS costs more than sampling a small problem. The compiled programs of bayesstrf take the
+data and priors as arguments (`bayesstrf.inference.nuts.advance`), so identical programs recur:
+across warmup stages and sampling and, for recordings of the same shapes, across fits and sessions.
+JAX's persistent cache keys compiled programs by their content and finds them on disk instead of
+compiling again.
 
 The cache lives in ``$BAYESSTRF_COMPILATION_CACHE`` (default
 ``${XDG_CACHE_HOME:-~/.cache}/bayesstrf/xla``), capped at 2 GiB (least recently used entries

@@ -5,13 +5,13 @@ Run from the repository root::
     python -m benchmarks.leapfrog                     # small and medium sizes
     python -m benchmarks.leapfrog --sizes small --drives lag_matrix conv
 
-For each size, drive engine (`bayesstrf.design`) and chain method, on one simulated softplus
+For each size, drive engine (`bayesstrf.model.design`) and chain method, on one simulated softplus
 neuron (natural-like stimulus):
 
 - ``gradient``: value and gradient of bayesstrf's potential for ``chains`` chains at once
   (``jax.vmap``) inside a compiled ``lax.fori_loop``, as NUTS calls it; seconds per iteration
   divided by ``chains``: the cost of one chain-gradient.
-- ``leapfrog``: bayesstrf's lane-wise NUTS (`bayesstrf.nuts`; fixed dense metric and step
+- ``leapfrog``: bayesstrf's lane-wise NUTS (`bayesstrf.inference.nuts`; fixed dense metric and step
   size from a short warmup, no adaptation) drawing ``draws`` per chain; wall seconds divided
   by the leapfrog steps summed over chains: the cost of one chain-leapfrog, tree bookkeeping
   and (vectorised chains) the lockstep included.
@@ -54,10 +54,11 @@ def measure(size: dict, drive: str, chains: int, draws: int, loops: int) -> list
     from jax.flatten_util import ravel_pytree
 
     import bayesstrf
-    from bayesstrf import activations, mass_matrix, strf
-    from bayesstrf import sampler as sampling
-    from bayesstrf.model import build_problem
-    from bayesstrf.warmup import chain_starts, find_map
+    from bayesstrf.inference import mass_matrix
+    from bayesstrf.inference import sampler as sampling
+    from bayesstrf.inference.warmup import chain_starts, find_map
+    from bayesstrf.model import activations, strf
+    from bayesstrf.model.lnp import build_problem
 
     sim = bayesstrf.simulate("softplus", n_neurons=1, seed=0, **size)
     problem = build_problem(sim.recording, activations.get("softplus"), strf.get("ridge"),

@@ -12,7 +12,7 @@ In ONE process, for every size, stimulus and activation family, one recording is
 
 - ``numpyro``: the same LN-Poisson model written plainly, as a user would: materialised lag
   matrix ``(T, F*L)`` with z-scored columns, ``Normal(0, 1)`` priors on the weights, the
-  activation functions of `bayesstrf.activations` with bayesstrf's fixed constants and its
+  activation functions of `bayesstrf.model.activations` with bayesstrf's fixed constants and its
   default activation (and intercept) priors, NUTS with NumPyro's defaults (diagonal mass
   matrix, random initialisation in (-2, 2), chains one after the other: NumPyro's
   ``parallel`` default falls back to that on one device), 1000 warmup iterations;
@@ -137,7 +137,7 @@ def make_problem(size: dict, family: str, seed: int, stimulus: str = "natural") 
 
 def user_design(problem: dict) -> dict:
     """The plain user's design: lag matrix ``(T, F*L)``, columns z-scored."""
-    from bayesstrf.design import lag_matrix
+    from bayesstrf.model.design import lag_matrix
 
     lagged = lag_matrix(problem["spectrogram"], problem["n_lags"])
     mean, sd = lagged.mean(0), lagged.std(0)
@@ -148,8 +148,8 @@ def user_design(problem: dict) -> dict:
 def activation_priors(family: str, counts: np.ndarray) -> dict[str, tuple[float, float]]:
     """bayesstrf's default raw-scale priors (and intercept prior) as ``name -> (loc, sd)``,
     in the order the model samples them."""
-    from bayesstrf import activations
-    from bayesstrf.model import build_priors, describe_priors
+    from bayesstrf.model import activations
+    from bayesstrf.model.lnp import build_priors, describe_priors
 
     act = activations.get(family)
     mean_rate = np.array([max(counts.mean(), 0.5 / counts.size)])
@@ -208,7 +208,7 @@ def run_bayesstrf(problem: dict, family: str, s: dict, seed: int) -> dict:
                         progress=False)
     total = time.perf_counter() - start
     posterior = fit["posterior"]
-    act = bayesstrf.activations.get(family)
+    act = bayesstrf.model.activations.get(family)
     draws = {"strf": posterior["strf"].isel(neuron=0).values,
              "intercept": posterior["intercept"].isel(neuron=0).values}
     draws |= {name: posterior[name].isel(neuron=0).values for name in act.params}
@@ -230,8 +230,7 @@ def baseline_model(X, y, *, family: str, priors: dict):
     import numpyro
     import numpyro.distributions as dist
 
-    from bayesstrf import activations
-
+    from bayesstrf.model import activations
     act = activations.get(family)
     w = numpyro.sample("w", dist.Normal(0.0, WEIGHT_SD).expand([X.shape[1]]).to_event(1))
     offset = (numpyro.sample("drive_offset", dist.Normal(*priors["drive_offset"]))
@@ -268,8 +267,7 @@ def run_numpyro(problem: dict, family: str, s: dict, seed: int) -> dict:
     sampling, compile_sampling = time.perf_counter() - start, CLOCK.total - compile0
     extra = mcmc.get_extra_fields(group_by_chain=True)
 
-    from bayesstrf import activations
-
+    from bayesstrf.model import activations
     act = activations.get(family)
     offset = samples["drive_offset"] if act.free_intercept else 0.0
     draws = common_draws(samples["w"], design["mean"], design["sd"], offset,
@@ -295,8 +293,7 @@ STAN_RATES = {
 
 def stan_program(family: str) -> str:
     """The baseline model in Stan (same priors, fixed constants and rate formula)."""
-    from bayesstrf import activations
-
+    from bayesstrf.model import activations
     act = activations.get(family)
     names = (("drive_offset",) if act.free_intercept else ()) + act.params
     scalars = "\n".join(f"  real {name};" for name in names)
@@ -336,8 +333,7 @@ def run_stan(problem: dict, family: str, s: dict, seed: int) -> dict:
     """
     import stan
 
-    from bayesstrf import activations
-
+    from bayesstrf.model import activations
     act = activations.get(family)
     start = time.perf_counter()
     design = user_design(problem)

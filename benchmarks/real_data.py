@@ -6,13 +6,13 @@ Run from the repository root, one page per dataset::
     python -m benchmarks.real_data --quick --out /tmp/validation.md   # ~1 minute smoke run
 
 Each recording is split by stimulus (NS1: deepSTRF's 4 test sounds,
-`bayesstrf.datasets.ns1_test_segments`; songbird: the last 4 songs; TORC: every fifth TORC, 6
+`bayesstrf.data.datasets.ns1_test_segments`; songbird: the last 4 songs; TORC: every fifth TORC, 6
 of 30, both phases of three ripple densities). On the training sounds each activation family
 is fitted by NUTS with each STRF prior, every neuron of the dataset in one `bayesstrf.fit`
 call (the population path), and, for comparison, by a point estimate of the same model: the
-MAP (L-BFGS in the unconstrained space, `bayesstrf.warmup.find_map`) under the ridge
+MAP (L-BFGS in the unconstrained space, `bayesstrf.inference.warmup.find_map`) under the ridge
 prior, evaluated on the test sounds with the same prediction code as a one-draw posterior.
-Held-out metrics come from `bayesstrf.comparison.held_out_metrics` (CCnorm with a 90%
+Held-out metrics come from `bayesstrf.evaluation.comparison.held_out_metrics` (CCnorm with a 90%
 posterior interval, bits per spike, log predictive density, PSTH coverage); convergence from
 `bayesstrf.diagnose`; ``--kfold K`` adds the families' k-fold comparison by sound.
 
@@ -81,8 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             help=f"override (full: {FULL[name]}, quick: {QUICK[name]})")
     args = parser.parse_args(argv)
     settings_and_out(parser, args, FULL, QUICK, "validation-" + "-".join(args.datasets))
-    from bayesstrf import strf as strf_priors
-
+    from bayesstrf.model import strf as strf_priors
     for prior in args.settings["priors"]:
         try:
             strf_priors.get(prior)
@@ -97,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_datasets(args) -> dict:
     """``name -> (recording, test segment ids, n_lags)`` for the requested datasets."""
-    from bayesstrf.datasets import load_ferret_torc, load_ns1, load_songbird, ns1_test_segments
+    from bayesstrf.data.datasets import load_ferret_torc, load_ns1, load_songbird, ns1_test_segments
 
     s = args.settings
     out = {}
@@ -146,10 +145,10 @@ def map_fit(train, family_name: str, n_lags: int, seed: int = 0):
     import xarray as xr
     from numpyro.infer.util import constrain_fn
 
-    from bayesstrf import activations
-    from bayesstrf import strf as strf_priors
-    from bayesstrf.model import build_problem
-    from bayesstrf.warmup import find_map
+    from bayesstrf.inference.warmup import find_map
+    from bayesstrf.model import activations
+    from bayesstrf.model import strf as strf_priors
+    from bayesstrf.model.lnp import build_problem
 
     family = activations.get(family_name)
     problem = build_problem(train, family, strf_priors.get("ridge"), n_lags)
@@ -177,7 +176,7 @@ def evaluate(dataset: str, train, test, n_lags: int, family: str, method: str,
     import numpy as np
 
     import bayesstrf
-    from bayesstrf.comparison import held_out_metrics
+    from bayesstrf.evaluation.comparison import held_out_metrics
 
     start = time.perf_counter()
     if method == "map":
@@ -280,7 +279,7 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
         "spike relative to the training mean rate, log predictive density (nats, summed), "
         "coverage = share of held-out bins whose PSTH lies in its 90% posterior predictive "
         "interval (repeats summed per bin, randomised PIT for discrete counts: "
-        "`bayesstrf.metrics.psth_coverage`; 0.90 when calibrated; the MAP's interval is "
+        "`bayesstrf.evaluation.metrics.psth_coverage`; 0.90 when calibrated; the MAP's interval is "
         "Poisson noise alone). Softplus sharpness `beta = softplus(raw_beta)`: posterior "
         "median [90%] (ReLU as beta grows). Diagnostics: max r_hat, min bulk ESS, divergences.",
         "",

@@ -5,14 +5,14 @@ Run from the repository root::
     python -m benchmarks.sbc            # full: writes docs/validation-sbc.md, .json and .png
     python -m benchmarks.sbc --quick --out /tmp/sbc.md   # a smoke run, about a minute
 
-Each run is `bayesstrf.validate.sbc` on a tiny problem (one natural-like stimulus, F=4, L=3,
-T=1000, 2 trials): the three activation families under the default ``ridge`` prior, then
-every other STRF prior under ``softplus``. The replicates of a run are fitted together as the
-neurons of one recording, each by its own NUTS, so a run compiles once. Every run's ranks are
-tested for uniformity per parameter by a chi-square test; a run passes when every p >= 0.01.
-The files are rewritten after each run, atomically. ``--add`` keeps the rows already in the
-JSON (replacing only a run repeated with the same settings), so a run can be repeated with
-other settings next to the first.
+Each run is `bayesstrf.evaluation.validate.sbc` on a tiny problem (one natural-like stimulus, F=4,
+L=3, T=1000, 2 trials): the three activation families under the default ``ridge`` prior, then every
+other STRF prior under ``softplus``. The replicates of a run are fitted together as the neurons of
+one recording, each by its own NUTS, so a run compiles once. Every run's ranks are tested for
+uniformity per parameter by a chi-square test; a run passes when every p >= 0.01. The files are
+rewritten after each run, atomically. ``--add`` keeps the rows already in the JSON (replacing only a
+run repeated with the same settings), so a run can be repeated with other settings next to the
+first.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_one(run: str, s: dict, env: dict) -> dict:
     """One SBC run as a JSON row (its settings, ranks and summaries)."""
-    from bayesstrf.validate import sbc
+    from bayesstrf.evaluation.validate import sbc
 
     activation, strf = run.split("/")
     replicates = s["family_replicates"] if strf == "ridge" else s["prior_replicates"]
@@ -82,10 +82,10 @@ def run_one(run: str, s: dict, env: dict) -> dict:
 
 
 def result_of(row: dict):
-    """The `bayesstrf.validate.SBC` result stored in a JSON row."""
+    """The `bayesstrf.evaluation.validate.SBC` result stored in a JSON row."""
     import pandas as pd
 
-    from bayesstrf.validate import SBC
+    from bayesstrf.evaluation.validate import SBC
 
     return SBC(pd.DataFrame(row["ranks"]).rename_axis("replicate"),
                pd.Series(row["p_values"], name="p_value"), row["settings"]["n_ranks"],
@@ -134,7 +134,7 @@ def figure(rows: list[dict], path: Path) -> None:
     """All runs' rank histograms in one PNG, one block of panels per run."""
     from matplotlib.figure import Figure
 
-    from bayesstrf.plotting import plot_sbc
+    from bayesstrf.viz.plotting import plot_sbc
 
     heights = [-(-len(row["ranks"]) // 4) for row in rows]  # 4 panels per line
     fig = Figure(figsize=(10.4, 2.0 * sum(heights) + 0.4 * len(rows)), layout="constrained")

@@ -31,7 +31,7 @@ source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtex
 root_doc = "index"
 exclude_patterns = ["_build", "_ext", "**/.ipynb_checkpoints"]
 
-# Single backticks in docstrings (`fit`, `bayesstrf.strf`) are cross-references when the
+# Single backticks in docstrings (`fit`, `bayesstrf.model.strf`) are cross-references when the
 # target is documented and plain code otherwise; nitpicky stays off for the same reason.
 default_role = "py:obj"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, log1p
 
-from bayesstrf import activations as act
+from bayesstrf.model import activations as act
 
 
 def softplus_ref(x):

@@ -1,4 +1,10 @@
-"""The import contract: docs/explanation/architecture.md's layers, read against the code."""
+"""The import contract: docs/explanation/architecture.md's layers, read against the code.
+
+A layer is a folder of ``bayesstrf/`` (``model/``, ``inference/``, ...) or, for the
+foundation and the interface, a few top-level modules; the page's table lists each layer's
+modules, bottom to top. Modules are named by their dotted path below ``bayesstrf``
+(``model.strf``); a nested package (``viz.plotting``) counts as one module.
+"""
 
 import ast
 import re
@@ -11,44 +17,86 @@ PACKAGE = ROOT / "bayesstrf"
 PAGE = ROOT / "docs" / "explanation" / "architecture.md"
 
 
-def layers() -> dict[str, int]:
-    """Module -> its layer's rank (0 lowest), from the page's table."""
-    rows = re.findall(r"^\| (\w+) \| ((?:`\w+`(?:, )?)+) \|", PAGE.read_text(), re.M)
+def table() -> list[tuple[str, list[str]]]:
+    """(layer, its modules) bottom to top, from the page's table."""
+    rows = re.findall(r"^\| (\w+) \| ((?:`[\w/.]+`(?:, )?)+) \|", PAGE.read_text(), re.M)
     assert rows, f"{PAGE} lost its table of layers"
-    return {module: rank for rank, (_, modules) in enumerate(rows)
-            for module in re.findall(r"`(\w+)`", modules)}
+    return [(layer, re.findall(r"`([\w/.]+)`", modules)) for layer, modules in rows]
+
+
+def layers() -> dict[str, int]:
+    """Module (dotted, below ``bayesstrf``) -> its layer's rank (0 lowest)."""
+    rank = {}
+    for number, (layer, modules) in enumerate(table()):
+        for module in modules:
+            rank[module.removesuffix("/").replace("/", ".")] = number
+    return rank
+
+
+def modules() -> dict[str, list[Path]]:
+    """Module -> its files: top-level modules, modules of a layer folder, nested packages."""
+    found: dict[str, list[Path]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__" and len(parts) <= 2:
+            continue  # the root's and the layers' __init__: lazy access, see the test below
+        found.setdefault(".".join(parts[:2]), []).append(path)  # a nested package is one
+    return found
+
+
+MODULES = modules()
+
+
+def resolve(dotted: str) -> str | None:
+    """The module that ``bayesstrf.<dotted>`` names or lies in (None for the root)."""
+    parts = dotted.split(".")
+    for cut in (2, 1):
+        if ".".join(parts[:cut]) in MODULES:
+            return ".".join(parts[:cut])
+    return None
 
 
 def imports(path: Path) -> set[str]:
-    """The bayesstrf modules ``path`` imports, anywhere in it."""
+    """The bayesstrf modules ``path`` imports, anywhere in it (``bayesstrf`` for the root)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            parts = node.module.split(".")
-            if parts[0] == "bayesstrf":
-                found |= {parts[1]} if len(parts) > 1 else {a.name for a in node.names}
+            head, _, rest = node.module.partition(".")
+            if head != "bayesstrf":
+                continue
+            for alias in node.names:
+                target = resolve(f"{rest}.{alias.name}" if rest else alias.name)
+                found.add(target or resolve(rest) or "bayesstrf")
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names
-                      if a.name.startswith("bayesstrf.")}
-            if any(a.name == "bayesstrf" for a in node.names):
-                found.add("bayesstrf")  # the package root: above every layer
+            for alias in node.names:
+                if alias.name == "bayesstrf":
+                    found.add("bayesstrf")  # the package root: above every layer
+                elif alias.name.startswith("bayesstrf."):
+                    found.add(resolve(alias.name.partition(".")[2]) or "bayesstrf")
     return found
 
 
 def graph() -> dict[str, set[str]]:
-    """Module or subpackage -> the bayesstrf modules it imports (a subpackage counts as one
-    module: the union of its files' imports, less its own)."""
-    found = {path.stem: imports(path) for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
-    for package in (path.parent for path in PACKAGE.glob("*/__init__.py")):
-        found[package.name] = set().union(*map(imports, package.glob("*.py"))) - {package.name}
-    return found
+    """Module -> the bayesstrf modules it imports, less itself."""
+    return {name: set().union(*map(imports, files)) - {name} for name, files in MODULES.items()}
 
 
 GRAPH = graph()
 
 
-def test_every_module_has_a_layer_and_the_page_no_stale_one():
+def test_the_folders_are_the_pages_layers():
+    """Every file sits where the page says, and the page names no module that is gone."""
     assert set(GRAPH) == set(layers())
+    for layer, names in table():
+        if (PACKAGE / layer).is_dir():
+            assert {name.split(".")[0] for name in names} == {layer}, (layer, names)
+
+
+@pytest.mark.parametrize("layer", [path.parent for path in PACKAGE.glob("*/__init__.py")])
+def test_a_layers_init_imports_only_the_foundation(layer):
+    """``import bayesstrf.model`` loads none of its modules (they load on first access)."""
+    foundation = set(table()[0][1])
+    assert imports(layer / "__init__.py") <= foundation
 
 
 @pytest.mark.parametrize("module", sorted(GRAPH))
@@ -85,21 +133,25 @@ def reachable(module: str) -> set[str]:
     return seen
 
 
-@pytest.mark.parametrize("module", ["plotting", "report"])
+def inside(layer: str) -> set[str]:
+    return {name for name in GRAPH if name.split(".")[0] == layer}
+
+
+@pytest.mark.parametrize("module", sorted(inside("viz")))
 def test_figures_and_reports_never_reach_the_sampler(module):
-    sampler = {name for name, rank in layers().items() if rank == layers()["inference"]}
-    assert not reachable(module) & sampler, sorted(reachable(module) & sampler)
+    assert not reachable(module) & inside("inference"), sorted(reachable(module))
 
 
-def test_the_model_never_reaches_the_sampler():
-    model = [name for name, rank in layers().items() if rank == layers()["model"]]
-    sampler = {name for name, rank in layers().items() if rank == layers()["inference"]}
-    for module in model:
-        assert not reachable(module) & sampler, (module, sorted(reachable(module) & sampler))
+@pytest.mark.parametrize("module", sorted(inside("model")))
+def test_the_model_never_reaches_the_sampler(module):
+    assert not reachable(module) & inside("inference"), sorted(reachable(module))
 
 
 def test_the_contract_sees_a_violation(tmp_path):
-    """The parser finds function-local and root imports (the test can fail)."""
+    """The parser finds function-local, root and nested-package imports (the test can fail)."""
     code = tmp_path / "probe.py"
-    code.write_text("import bayesstrf\ndef f():\n    from bayesstrf.inference import fit\n")
-    assert imports(code) == {"bayesstrf", "inference"}
+    code.write_text("import bayesstrf\ndef f():\n    from bayesstrf.inference.fit import fit\n"
+                    "    from bayesstrf.viz.plotting.fit import plot_strf\n"
+                    "    from bayesstrf.model import strf, design\n")
+    assert imports(code) == {"bayesstrf", "inference.fit", "viz.plotting", "model.strf",
+                             "model.design"}

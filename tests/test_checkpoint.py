@@ -12,7 +12,7 @@ import pytest
 
 from bayesstrf import Recording, fit
 from bayesstrf.cli import main
-from bayesstrf.io import load_fit
+from bayesstrf.data.io import load_fit
 
 SETTINGS = dict(n_lags=3, chains=1, warmup=30, draws=1500, seed=5, progress=False)
 CLI = ["--lags", "3", "--chains", "1", "--warmup", "30", "--draws", "1500", "--seed", "5",

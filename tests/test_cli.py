@@ -16,9 +16,9 @@ import pytest
 
 from bayesstrf import Recording, simulate
 from bayesstrf.cli import main
-from bayesstrf.diagnostics import diagnose
+from bayesstrf.data.io import load_fit
 from bayesstrf.errors import InputError
-from bayesstrf.io import load_fit
+from bayesstrf.evaluation.diagnostics import diagnose
 
 TINY = ["--neurons", "1", "--freqs", "4", "--lags", "3", "--time", "400", "--segments", "2"]
 SAMPLER = ["--lags", "3", "--chains", "1", "--warmup", "20", "--draws", "10", "--quiet"]
@@ -150,9 +150,9 @@ def test_simulate_without_json_prints_the_result_on_stdout(tmp_path, capsys):
 def compared(data, json_fit, tmp_path, monkeypatch):
     """``compare`` through the command line without sampling: every family's "fit" is the
     softplus fit of ``json_fit`` (the comparison of equal models is still a comparison)."""
-    import bayesstrf.comparison
+    import bayesstrf.evaluation.comparison
 
-    monkeypatch.setattr(bayesstrf.comparison, "fit_model",
+    monkeypatch.setattr(bayesstrf.evaluation.comparison, "fit_model",
                         lambda recording, activation, **kwargs: load_fit(json_fit[0]))
 
     def run(*options):
@@ -280,11 +280,11 @@ def test_usage_errors_exit_2_in_one_line(argv, tmp_path, monkeypatch, capsys):
     (TypeError("unsupported operand"), 1),
 ])
 def test_exit_codes(error, code, tmp_path, monkeypatch, capsys):
-    import bayesstrf.simulation
+    import bayesstrf.model.simulation
 
     def fail(*args, **kwargs):
         raise error
-    monkeypatch.setattr(bayesstrf.simulation, "simulate", fail)
+    monkeypatch.setattr(bayesstrf.model.simulation, "simulate", fail)
     assert main(["simulate", "--out", str(tmp_path / "sim.npz"), "--json"]) == code
     captured = capsys.readouterr()
     assert captured.out == ""  # no JSON without a result
@@ -297,7 +297,7 @@ def test_exit_codes(error, code, tmp_path, monkeypatch, capsys):
 
 def test_fit_passes_pooling_and_refuses_scheduler_with_checkpoints(data, json_fit, tmp_path,
                                                                     monkeypatch, capsys):
-    import bayesstrf.inference
+    import bayesstrf.inference.fit
 
     seen = {}
 
@@ -305,7 +305,7 @@ def test_fit_passes_pooling_and_refuses_scheduler_with_checkpoints(data, json_fi
         seen.update(kwargs)
         return load_fit(json_fit[0])
 
-    monkeypatch.setattr(bayesstrf.inference, "fit", fake_fit)
+    monkeypatch.setattr(bayesstrf.inference.fit, "fit", fake_fit)
     out = tmp_path / "pooled.nc"
     assert main(["fit", str(data), "--out", str(out), "--pooling", "activation",
                  *SAMPLER]) == 0

@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 
 from bayesstrf import compare, fit, simulate
-from bayesstrf.activations import FAMILIES
-from bayesstrf.comparison import held_out_metrics
+from bayesstrf.evaluation.comparison import held_out_metrics
+from bayesstrf.model.activations import FAMILIES
 from tests.conftest import TINY_FIT
 
 
@@ -113,8 +113,7 @@ def test_auto_moment_matches_only_a_first_ranked_model(monkeypatch):
     first is matched too; a model behind the first is never matched (its high k is a note)."""
     from types import SimpleNamespace
 
-    from bayesstrf import comparison
-
+    from bayesstrf.evaluation import comparison
     def loo(elpd, k):
         return SimpleNamespace(elpd=elpd, pareto_k=np.array([0.1, k]))
 

@@ -1,4 +1,5 @@
-"""Tests of `bayesstrf.data.Recording`: validation, selection, split, and file round trips."""
+"""Tests of `bayesstrf.data.recording.Recording`: validation, selection, split, and file round
+trips."""
 
 import gc
 import os
@@ -12,7 +13,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayesstrf.data import SCHEMA, Recording
+from bayesstrf.data.recording import SCHEMA, Recording
 
 # h5netcdf >= 1.8 does not pull in h5py (pyproject lists it separately): without h5py a .nc
 # file can be neither written nor read, so the tests that touch .nc files need it.

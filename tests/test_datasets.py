@@ -7,7 +7,7 @@ import pytest
 import scipy.io
 
 from bayesstrf.cli import main
-from bayesstrf.datasets import (
+from bayesstrf.data.datasets import (
     NS1_SOUNDS,
     load_ferret_torc,
     load_ns1,

@@ -1,4 +1,4 @@
-"""Tests of `bayesstrf.design`: both drive engines against the lag-matrix reference."""
+"""Tests of `bayesstrf.model.design`: both drive engines against the lag-matrix reference."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayesstrf import design as designs
-from bayesstrf.design import lag_matrix, lowrank_drive, make_design, strf_drive
+from bayesstrf.model import design as designs
+from bayesstrf.model.design import lag_matrix, lowrank_drive, make_design, strf_drive
 
 ENGINES = ("lag_matrix", "conv")
 
@@ -150,7 +150,7 @@ def test_lag_matrix_over_the_memory_budget_is_refused_or_replaced(monkeypatch, c
     with pytest.raises(ValueError, match=r"drive: the lag matrix would take 0 MiB, over the "
                                          r"budget .*use drive='conv' or 'auto'"):
         make_design(specs, 4, "lag_matrix")
-    with caplog.at_level("INFO", logger="bayesstrf.design"):
+    with caplog.at_level("INFO", logger="bayesstrf.model.design"):
         design = make_design(specs, 4, "auto")
     assert design.lagged is None and "convolution drive" in caplog.text
     assert_close32(strf_drive(jnp.asarray(weights), design), lag_matrix_drive(weights, specs))

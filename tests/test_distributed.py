@@ -16,8 +16,8 @@ import pytest
 import xarray as xr
 
 import bayesstrf
-from bayesstrf import distributed
-from bayesstrf.distributed import fit_distributed, merge_fits
+from bayesstrf.inference import distributed
+from bayesstrf.inference.distributed import fit_distributed, merge_fits
 
 SIM = dict(n_neurons=5, n_freq=6, n_lags=4, n_time=1500)
 FIT = dict(n_lags=4, chains=1, warmup=20, draws=20, seed=1)

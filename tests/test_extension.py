@@ -11,10 +11,10 @@ import pytest
 from scipy import stats
 
 import bayesstrf
-from bayesstrf import activations
-from bayesstrf import strf as strf_priors
 from bayesstrf.errors import InputError
-from bayesstrf.strf import Kernel
+from bayesstrf.model import activations
+from bayesstrf.model import strf as strf_priors
+from bayesstrf.model.strf import Kernel
 
 SETTINGS = dict(n_lags=3, chains=2, warmup=30, draws=20, seed=2, progress=False)
 

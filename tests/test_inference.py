@@ -8,11 +8,11 @@ import xarray as xr
 from scipy.stats import poisson
 
 import bayesstrf
-from bayesstrf import activations as act
 from bayesstrf import fit
-from bayesstrf.design import lag_matrix
-from bayesstrf.inference import choose_chain_method
-from bayesstrf.strf import Ridge, Smooth
+from bayesstrf.inference.fit import choose_chain_method
+from bayesstrf.model import activations as act
+from bayesstrf.model.design import lag_matrix
+from bayesstrf.model.strf import Ridge, Smooth
 from tests.conftest import TINY_FIT
 
 

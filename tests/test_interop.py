@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayesstrf import activations
-from bayesstrf.design import make_design
-from bayesstrf.interop import (
+from bayesstrf.model import activations
+from bayesstrf.model.design import make_design
+from bayesstrf.model.interop import (
     BIAS,
     BN,
     BN_COUNT,
@@ -20,7 +20,7 @@ from bayesstrf.interop import (
     from_deepstrf,
     to_deepstrf,
 )
-from bayesstrf.model import lnp_rate
+from bayesstrf.model.lnp import lnp_rate
 
 N, F, L = 2, 4, 3
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayesstrf.io import FIT_SCHEMA, load_fit, save_fit
+from bayesstrf.data.io import FIT_SCHEMA, load_fit, save_fit
 
 
 def test_round_trip_and_plain_xarray(tiny_fit, tmp_path):

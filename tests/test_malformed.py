@@ -23,11 +23,11 @@ import numpyro.distributions as dist
 import pytest
 import xarray as xr
 
-import bayesstrf.warmup
+import bayesstrf.inference.warmup
 from bayesstrf import Recording, fit
 from bayesstrf.cli import main
-from bayesstrf.data import SCHEMA
-from bayesstrf.io import load_fit, read_recording, save_fit
+from bayesstrf.data.io import load_fit, read_recording, save_fit
+from bayesstrf.data.recording import SCHEMA
 
 F, T, LAGS = 3, 30, 3
 SAMPLER = dict(n_lags=LAGS, chains=1, warmup=20, draws=10, progress=False)
@@ -42,7 +42,7 @@ def no_sampling(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("validation let the input through: the MAP search started")
 
-    monkeypatch.setattr(bayesstrf.warmup, "find_map", refuse)
+    monkeypatch.setattr(bayesstrf.inference.warmup, "find_map", refuse)
 
 
 # --- valid parts and file writers --------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests of bayesstrf.metrics against brute-force references, scipy and closed forms."""
+"""Tests of bayesstrf.evaluation.metrics against brute-force references, scipy and closed forms."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
-from bayesstrf.metrics import (
+from bayesstrf.evaluation.metrics import (
     bits_per_spike,
     cc_max,
     cc_norm,

@@ -10,9 +10,9 @@ import pytest
 from numpyro import handlers
 from scipy.stats import poisson
 
-from bayesstrf import activations as act
-from bayesstrf.design import make_design, strf_drive
-from bayesstrf.model import (
+from bayesstrf.model import activations as act
+from bayesstrf.model.design import make_design, strf_drive
+from bayesstrf.model.lnp import (
     build_priors,
     count_statistics,
     describe_priors,
@@ -20,7 +20,7 @@ from bayesstrf.model import (
     poisson_log_likelihood,
     restore_priors,
 )
-from bayesstrf.strf import Ridge
+from bayesstrf.model.strf import Ridge
 
 
 def counts_with_missing(rng, shape=(2, 5, 30), rate=1.3):

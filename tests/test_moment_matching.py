@@ -11,15 +11,15 @@ from numpyro.infer.util import potential_energy
 from scipy.special import logsumexp
 
 from bayesstrf import fit, simulate
-from bayesstrf.comparison import _refit_units, loo_tree, pointwise_loo
-from bayesstrf.data import Recording
-from bayesstrf.moment_matching import (
+from bayesstrf.data.recording import Recording
+from bayesstrf.evaluation.comparison import _refit_units, loo_tree, pointwise_loo
+from bayesstrf.evaluation.moment_matching import (
     fitted_model,
     holds_every_site,
     loo_moment_matched,
     unconstrained_draws,
 )
-from bayesstrf.prediction import log_likelihood
+from bayesstrf.model.prediction import log_likelihood
 
 BLOCK = 100
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bayesstrf import Recording, fit
-from bayesstrf.io import load_fit
+from bayesstrf.data.io import load_fit
 
 F, T = 3, 200
 TINY = dict(n_lags=3, chains=1, warmup=40, draws=30, progress=False)

@@ -7,11 +7,11 @@ from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
 
 from bayesstrf import simulate
-from bayesstrf.data import Recording
-from bayesstrf.design import lag_matrix
-from bayesstrf.metrics import cc_norm, cc_raw
-from bayesstrf.plotting import plot_comparison, plot_nonlinearity, plot_psth, plot_strf
-from bayesstrf.prediction import predict
+from bayesstrf.data.recording import Recording
+from bayesstrf.evaluation.metrics import cc_norm, cc_raw
+from bayesstrf.model.design import lag_matrix
+from bayesstrf.model.prediction import predict
+from bayesstrf.viz.plotting import plot_comparison, plot_nonlinearity, plot_psth, plot_strf
 
 
 def softplus(x):

@@ -1,5 +1,5 @@
-"""One NUTS per neuron and chain, all lanes of one program (`bayesstrf.sampler`), and the
-metrics (`bayesstrf.mass_matrix`)."""
+"""One NUTS per neuron and chain, all lanes of one program (`bayesstrf.inference.sampler`), and the
+metrics (`bayesstrf.inference.mass_matrix`)."""
 
 import os
 import subprocess
@@ -13,10 +13,9 @@ import pytest
 import xarray as xr
 from jax.flatten_util import ravel_pytree
 
-from bayesstrf import activations, diagnose, fit, simulate
-from bayesstrf import sampler as sampling
-from bayesstrf import strf as strf_priors
-from bayesstrf.mass_matrix import (
+from bayesstrf import diagnose, fit, simulate
+from bayesstrf.inference import sampler as sampling
+from bayesstrf.inference.mass_matrix import (
     draws_covariance,
     laplace_covariance,
     neuron_laplace_covariances,
@@ -25,8 +24,10 @@ from bayesstrf.mass_matrix import (
     positive_inverse,
     posterior_covariance,
 )
-from bayesstrf.model import build_problem
-from bayesstrf.warmup import chain_starts, find_map
+from bayesstrf.inference.warmup import chain_starts, find_map
+from bayesstrf.model import activations
+from bayesstrf.model import strf as strf_priors
+from bayesstrf.model.lnp import build_problem
 from tests.conftest import TINY
 
 
@@ -194,7 +195,7 @@ def test_pooling_activation_improves_held_out_elpd_for_neurons_with_few_spikes()
     from scipy.special import logsumexp
 
     from bayesstrf import Recording
-    from bayesstrf.prediction import log_likelihood
+    from bayesstrf.model.prediction import log_likelihood
 
     full = simulate("sigmoid", n_neurons=8, n_freq=6, n_lags=4, n_time=4000, n_segments=4,
                     seed=11).recording

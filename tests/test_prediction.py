@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy.stats import poisson
 
-from bayesstrf import activations as act
 from bayesstrf import simulate
-from bayesstrf.design import lag_matrix
-from bayesstrf.prediction import log_likelihood, predict, units
+from bayesstrf.model import activations as act
+from bayesstrf.model.design import lag_matrix
+from bayesstrf.model.prediction import log_likelihood, predict, units
 
 
 def reference_rate(post, spec, family):
@@ -72,7 +72,7 @@ PEAK_MEMORY_SCRIPT = """
 import resource, sys
 import numpy as np, xarray as xr
 from bayesstrf import Recording
-from bayesstrf.prediction import log_likelihood
+from bayesstrf.model.prediction import log_likelihood
 
 chains, draws, n_time, n_freq, n_lags = 8, int(sys.argv[1]), 10**6, 8, 6
 rng = np.random.default_rng(0)

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import kstest, norm
 
 from bayesstrf import prior_predictive
-from bayesstrf.plotting import plot_prior_predictive
+from bayesstrf.viz.plotting import plot_prior_predictive
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import arviz_stats as azs
 import numpy as np
 import pytest
 
-from bayesstrf import activations as act
 from bayesstrf import diagnose, fit, simulate
+from bayesstrf.model import activations as act
 
 
 def coverage(tree, truth: np.ndarray, prob: float = 0.9) -> float:

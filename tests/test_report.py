@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from bayesstrf import compare, fit
-from bayesstrf.report import write_report
+from bayesstrf.viz.report import write_report
 from tests.conftest import TINY_FIT
 
 

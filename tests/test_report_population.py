@@ -10,9 +10,9 @@ import pytest
 
 from bayesstrf import compare, fit, save_fit, simulate
 from bayesstrf.cli import build_parser, main
-from bayesstrf.comparison import Comparison
-from bayesstrf.plotting import plot_convergence, plot_elpd_differences, plot_strf_grid
-from bayesstrf.report import MAX_DETAILED_NEURONS, detail_neurons, write_report
+from bayesstrf.evaluation.comparison import Comparison
+from bayesstrf.viz.plotting import plot_convergence, plot_elpd_differences, plot_strf_grid
+from bayesstrf.viz.report import MAX_DETAILED_NEURONS, detail_neurons, write_report
 from tests.conftest import TINY_FIT
 
 N_NEURONS = 40
@@ -84,7 +84,7 @@ def test_unknown_or_malformed_neurons_are_refused_before_writing(tiny_simulation
 
 
 def test_cli_neurons_option(population, tmp_path, monkeypatch, capsys):
-    import bayesstrf.comparison
+    import bayesstrf.evaluation.comparison
 
     recording, comparison = population
     folder = tmp_path / "results"
@@ -96,8 +96,8 @@ def test_cli_neurons_option(population, tmp_path, monkeypatch, capsys):
     def refuse(*args, **kwargs):
         raise AssertionError("the neuron ids must be checked before any comparison or fit")
 
-    monkeypatch.setattr(bayesstrf.comparison, "compare", refuse)
-    monkeypatch.setattr(bayesstrf.comparison, "fit_model", refuse)
+    monkeypatch.setattr(bayesstrf.evaluation.comparison, "compare", refuse)
+    monkeypatch.setattr(bayesstrf.evaluation.comparison, "fit_model", refuse)
     assert main(["report", str(folder), "--neurons", "n5", "n99", "--quiet"]) == 2
     assert main(["compare", str(folder / "train.npz"), "--out", str(tmp_path / "new"),
                  "--neurons", "n99", "--quiet"]) == 2
@@ -107,7 +107,8 @@ def test_cli_neurons_option(population, tmp_path, monkeypatch, capsys):
                and "found unknown ['n99']" in line for line in errors)
     assert not (folder / "report.html").exists() and not (tmp_path / "new").exists()
 
-    monkeypatch.setattr(bayesstrf.comparison, "compare", lambda *args, **kwargs: comparison)
+    monkeypatch.setattr(bayesstrf.evaluation.comparison, "compare",
+                        lambda *args, **kwargs: comparison)
     assert main(["report", str(folder), "--neurons", "n5", "--quiet"]) == 0
     page = (folder / "report.html").read_text()
     assert re.findall(r"data-neuron='([^']+)'", page) == ["n5"]

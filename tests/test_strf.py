@@ -12,9 +12,14 @@ from scipy import integrate
 from scipy.stats import f as f_dist
 from scipy.stats import invgamma, kstest, multivariate_t, norm
 
-from bayesstrf import strf
-from bayesstrf.strf import Localized, LowRank, Ridge, Smooth, Sparse
-from bayesstrf.strf_laws import IsotropicStudentT, ShellDirection, cosine_basis, smooth_spectrum
+from bayesstrf.model import strf
+from bayesstrf.model.strf import Localized, LowRank, Ridge, Smooth, Sparse
+from bayesstrf.model.strf_laws import (
+    IsotropicStudentT,
+    ShellDirection,
+    cosine_basis,
+    smooth_spectrum,
+)
 
 
 def test_marginal_prior_matches_scipy_multivariate_t():

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy.stats import chisquare
 
-from bayesstrf.calibration import rank_histogram, rank_of_truth
-from bayesstrf.validate import sbc
+from bayesstrf.evaluation.calibration import rank_histogram, rank_of_truth
+from bayesstrf.evaluation.validate import sbc
 
 
 def test_ranks_of_exchangeable_draws_are_uniform():
@@ -58,8 +58,8 @@ def test_sbc_each_strf_prior_is_calibrated(strf):
 
 
 def test_plot_sbc_draws_one_histogram_per_parameter():
-    from bayesstrf.plotting import plot_sbc
-    from bayesstrf.validate import SBC
+    from bayesstrf.evaluation.validate import SBC
+    from bayesstrf.viz.plotting import plot_sbc
 
     ranks = pd.DataFrame({"a": [0, 1, 2, 3, 9, 9], "b": [5, 5, 5, 5, 5, 5]})
     result = SBC(ranks, pd.Series({"a": 0.5, "b": 0.001}), n_ranks=10, bins=5,
@@ -70,7 +70,7 @@ def test_plot_sbc_draws_one_histogram_per_parameter():
     heights = [[patch.get_height() for patch in ax.patches if patch.get_width() == 0.9]
                for ax in axes]
     assert heights == [[2, 2, 0, 0, 2], [0, 0, 6, 0, 0]]
-    with pytest.raises(TypeError, match=r"result: expected a bayesstrf.validate.SBC"):
+    with pytest.raises(TypeError, match=r"result: expected a bayesstrf.evaluation.validate.SBC"):
         plot_sbc(ranks)
     with pytest.raises(ValueError, match=r"level: expected a probability"):
         plot_sbc(result, level=1.5)

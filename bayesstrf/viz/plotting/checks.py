@@ -1,0 +1,116 @@
+"""Figures of the checks before and around fitting: prior predictive draws, SBC rank
+histograms."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from bayesstrf.errors import InputError, InputTypeError
+from bayesstrf.viz.plotting._common import _pick
+
+
+def plot_prior_predictive(prior: xr.DataTree, neuron: int | str = 0, *,
+                          n_strfs: int = 4) -> Figure:
+    """Prior STRF draws and the implied rate distribution of one neuron.
+
+    Parameters
+    ----------
+    prior : DataTree from `bayesstrf.prior_predictive`
+    neuron : int or str
+    n_strfs : int
+        STRF draws shown (the first ones).
+
+    Returns
+    -------
+    Figure
+        ``fig.axes``: ``n_strfs`` STRF panels (``(freq, lag)``, each with its own symmetric
+        colour range), then the histogram of the prior rate (spikes per second, log axis) over
+        draws and bins, with the recording's observed mean rate as a vertical line.
+    """
+    draws = cast(xr.DataArray, prior["prior"]["strf"])
+    index = _pick(neuron, draws["neuron"].values, "neuron")
+    if isinstance(n_strfs, bool) or not isinstance(n_strfs, int) or not (
+            1 <= n_strfs <= draws.sizes["draw"]):
+        raise InputError(
+            f"n_strfs: expected an integer in 1..{draws.sizes['draw']}, found {n_strfs!r}"
+        )
+    name = str(draws["neuron"].values[index])
+    dt = float(prior.attrs["dt"])
+    fig = Figure(figsize=(3 * n_strfs + 4, 3.2), layout="constrained")
+    axes = fig.subplots(1, n_strfs + 1, gridspec_kw={"width_ratios": [1] * n_strfs + [1.6]})
+    for k, ax in enumerate(axes[:-1]):
+        weights = draws.isel(chain=0, draw=k, neuron=index).transpose("freq", "lag").values
+        limit = float(np.abs(weights).max()) or 1.0
+        ax.imshow(weights, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-limit,
+                  vmax=limit, interpolation="nearest")
+        ax.set_title(f"prior draw {k}")
+        ax.set_xlabel("lag (bins)")
+    axes[0].set_ylabel("frequency channel")
+    rate = cast(xr.DataArray, prior["prior_predictive"]["rate"]).isel(neuron=index).values
+    rate = rate.ravel() / dt
+    positive = rate[rate > 0]
+    bins = np.geomspace(max(positive.min(), 1e-3), max(positive.max(), 1e-2), 50)
+    axes[-1].hist(positive, bins=bins, color="0.6")
+    axes[-1].set_xscale("log")
+    observed = float(prior.attrs["observed_mean_rate"][index]) / dt
+    axes[-1].axvline(observed, color="C3", label=f"observed mean {observed:.3g}/s")
+    axes[-1].set_xlabel("prior rate (spikes/s)")
+    axes[-1].set_ylabel("draws x bins")
+    axes[-1].set_title(f"{name}: implied rates")
+    axes[-1].legend(loc="upper left", fontsize="small")
+    return fig
+
+
+# ---- simulation-based calibration ------------------------------------------------------------
+def plot_sbc(result, *, title: str = "", level: float = 0.99, fig=None) -> Figure:
+    """Rank histograms of an SBC run, one panel per checked parameter.
+
+    Parameters
+    ----------
+    result : bayesstrf.evaluation.validate.SBC
+    title : str
+        Figure title.
+    level : float
+        Probability of the grey band: where each bin's count falls with that probability
+        when ranks are uniform (binomial quantiles).
+    fig : Figure or SubFigure, optional
+        Where to draw (e.g. one subfigure per run); a new figure by default.
+
+    Returns
+    -------
+    Figure
+        ``fig`` or the new figure: one axes per parameter, titled with its name and
+        chi-square p-value.
+    """
+    from scipy.stats import binom
+
+    from bayesstrf.evaluation.calibration import SBC, rank_histogram
+
+    if not isinstance(result, SBC):
+        raise InputTypeError(
+            f"result: expected a bayesstrf.evaluation.validate.SBC, found {type(result).__name__}")
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+        raise InputError(f"level: expected a probability strictly between 0 and 1, found {level!r}")
+    names = list(result.ranks.columns)
+    replicates = len(result.ranks)
+    columns = min(4, len(names))
+    rows = -(-len(names) // columns)
+    if fig is None:
+        fig = Figure(figsize=(2.6 * columns, 2.0 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    low, high = binom.interval(level, replicates, 1 / result.bins)
+    for ax, name in zip(axes, names, strict=False):
+        counts = rank_histogram(result.ranks[name].to_numpy(int), result.n_ranks, result.bins)
+        ax.axhspan(low, high, color="0.85", zorder=0)
+        ax.bar(np.arange(result.bins), counts, width=0.9, color="C0")
+        ax.set_title(f"{name}\np = {result.p_values[name]:.2f}", fontsize="small")
+        ax.set_xticks([])
+    for ax in axes[len(names):]:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig
