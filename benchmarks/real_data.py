@@ -161,11 +161,10 @@ def map_fit(train, family_name: str, n_lags: int, seed: int = 0):
                np.asarray(values[name], dtype=float)[None, None])
         for name in ("strf", "intercept", *family.params)
     }, coords={"neuron": train.neuron_ids})
-    tree = xr.DataTree.from_dict({"posterior": posterior})
-    tree.attrs = {
-        "activation": family.name,
-        "hyperparameters": json.dumps({"mean_rate": problem.mean_rate.tolist()}),
-    }
+    constant = xr.Dataset({"mean_rate": ("neuron", problem.mean_rate)},
+                          coords={"neuron": train.neuron_ids})
+    tree = xr.DataTree.from_dict({"posterior": posterior, "constant_data": constant})
+    tree.attrs = {"activation": family.name}
     return tree
 
 

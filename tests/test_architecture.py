@@ -27,7 +27,7 @@ def table() -> list[tuple[str, list[str]]]:
 def layers() -> dict[str, int]:
     """Module (dotted, below ``bayesstrf``) -> its layer's rank (0 lowest)."""
     rank = {}
-    for number, (layer, modules) in enumerate(table()):
+    for number, (_, modules) in enumerate(table()):
         for module in modules:
             rank[module.removesuffix("/").replace("/", ".")] = number
     return rank

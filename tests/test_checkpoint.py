@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bayesstrf import Recording, fit
-from bayesstrf.cli import main
+from bayesstrf.cli.main import main
 from bayesstrf.data.io import load_fit
 
 SETTINGS = dict(n_lags=3, chains=1, warmup=30, draws=1500, seed=5, progress=False)
@@ -67,7 +67,7 @@ def interrupt_mid_sampling(recording_path, out, sig) -> tuple[int, str]:
     draws is saved and before the last chunk starts. Returns the exit status and stderr."""
     checkpoint = out.with_name(out.name + ".ckpt.npz")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bayesstrf.cli", "fit", str(recording_path), "--out", str(out),
+        [sys.executable, "-m", "bayesstrf.cli.main", "fit", str(recording_path), "--out", str(out),
          "--checkpoint-every", "15", *CLI], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     deadline = time.monotonic() + 300

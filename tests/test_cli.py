@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bayesstrf import Recording, simulate
-from bayesstrf.cli import main
+from bayesstrf.cli.main import main
 from bayesstrf.data.io import load_fit
 from bayesstrf.errors import InputError
 from bayesstrf.evaluation.diagnostics import diagnose
@@ -94,7 +94,9 @@ def test_fit_json_matches_the_fit_file(data, json_fit):
     assert record["input_sha256"] == tree.attrs["input_sha256"]
     assert record["activation"] == tree.attrs["activation"] == "softplus"
     assert record["strf_prior"] == json.loads(tree.attrs["strf_prior"])
-    assert record["sampler"] == json.loads(tree.attrs["sampler"])
+    assert record["sampler"] == {name.removeprefix("sampler_"): value for name, value
+                                 in tree.attrs.items() if name.startswith("sampler_")}
+    assert record["sampler"]["chains"] == 1 and record["sampler"]["draws"] == 30
     assert record["seed"] == 4 and record["n_lags"] == 3
     seconds = {k: float(tree.attrs[f"{k}_seconds"]) for k in ("map", "warmup", "sampling")}
     assert {k: record["seconds"][k] for k in seconds} == seconds
@@ -240,7 +242,7 @@ def test_unreadable_data_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_console_script_help_runs():
-    result = subprocess.run([sys.executable, "-m", "bayesstrf.cli", "--help"],
+    result = subprocess.run([sys.executable, "-m", "bayesstrf.cli.main", "--help"],
                             capture_output=True, text=True, check=True)
     assert "simulate" in result.stdout and "compare" in result.stdout
     assert "exit codes:" in result.stdout

@@ -1,6 +1,5 @@
 """compare: PSIS-LOO tables against ArviZ, per neuron, k-fold by segment, errors."""
 
-import json
 
 import arviz_stats as azs
 import numpy as np
@@ -94,7 +93,8 @@ def truth_as_posterior(sim) -> xr.DataTree:
     tree = xr.DataTree.from_dict({"posterior": posterior})
     rate = [float(np.nanmean(np.concatenate([c[n].ravel() for c in sim.recording.counts])))
             for n in range(sim.recording.n_neurons)]
-    tree.attrs = {"activation": "softplus", "hyperparameters": json.dumps({"mean_rate": rate})}
+    tree["constant_data"] = xr.DataTree(xr.Dataset({"mean_rate": ("neuron", rate)}))
+    tree.attrs = {"activation": "softplus"}
     return tree
 
 

@@ -71,7 +71,7 @@ def test_the_cache_can_be_switched_off_and_a_users_own_is_kept(tmp_path):
 
 def test_the_command_line_turns_the_cache_on(tmp_path, monkeypatch):
     import bayesstrf.compilation
-    from bayesstrf.cli import main
+    from bayesstrf.cli.main import main
 
     calls = []
     monkeypatch.setattr(bayesstrf.compilation, "enable_compilation_cache",

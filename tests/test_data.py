@@ -13,7 +13,8 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayesstrf.data.recording import SCHEMA, Recording
+from bayesstrf.data.recording import Recording
+from bayesstrf.data.recording_files import SCHEMA
 
 # h5netcdf >= 1.8 does not pull in h5py (pyproject lists it separately): without h5py a .nc
 # file can be neither written nor read, so the tests that touch .nc files need it.

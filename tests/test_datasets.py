@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from bayesstrf.cli import main
+from bayesstrf.cli.main import main
 from bayesstrf.data.datasets import (
     NS1_SOUNDS,
     load_ferret_torc,

@@ -47,8 +47,14 @@ def test_datatree_contract(tiny_fit, tiny_simulation):
     assert "command_line" not in attrs  # the library records no sys.argv; the CLI does
     assert attrs["activation"] == "softplus" and attrs["dt"] == rec.dt
     assert json.loads(attrs["strf_prior"])["name"] == "ridge"
-    assert set(json.loads(attrs["priors"])) == {"raw_beta", "raw_b", "drive_offset"}
-    assert len(json.loads(attrs["hyperparameters"])["mean_rate"]) == 2
+    assert attrs["sampler_chains"] == 2 and attrs["sampler_drive"] in ("lag_matrix", "conv")
+    constant = tiny_fit["constant_data"].to_dataset()
+    sites = {v.attrs["site"] for v in constant.data_vars.values() if "site" in v.attrs}
+    assert sites == {"raw_beta", "raw_b", "drive_offset"}
+    mean_rate = [np.nanmean(np.concatenate([c[n].ravel() for c in rec.counts])) for n in (0, 1)]
+    np.testing.assert_allclose(constant["mean_rate"].values, mean_rate, rtol=1e-6)
+    assert constant["mean_rate"].dims == ("neuron",)
+    assert constant["prior_raw_b_loc"].dims == ("neuron",)
 
 
 def test_segment_log_likelihood_matches_scipy(tiny_fit, tiny_simulation):
@@ -83,9 +89,9 @@ def test_target_accept_defaults_to_the_larger_of_the_priors_and_the_familys(tiny
                                                                            tiny_simulation):
     tree = fit(tiny_simulation.recording, "sigmoid", strf="smooth",
                **{**TINY_FIT, "draws": 10, "warmup": 20})
-    assert json.loads(tree.attrs["sampler"])["target_accept"] == Smooth.target_accept == 0.9
+    assert tree.attrs["sampler_target_accept"] == Smooth.target_accept == 0.9
     assert act.get("sigmoid").target_accept == Ridge.target_accept == 0.8
-    softplus = json.loads(tiny_fit.attrs["sampler"])["target_accept"]  # ridge, softplus
+    softplus = tiny_fit.attrs["sampler_target_accept"]  # ridge, softplus
     assert softplus == act.get("softplus").target_accept == 0.9
 
 

@@ -1,7 +1,7 @@
 """Malformed input, end to end, as a new user would meet it: through the Python API and the CLI.
 
 Every row of `CASES` is one mistake. Its API path must raise a ValueError or TypeError whose
-message is one line naming the offending argument or field; its CLI path (`bayesstrf.cli.main`)
+message is one line naming the offending argument or field; its CLI path (`bayesstrf.cli.main.main`)
 must return 2 with exactly that kind of line on stderr, no traceback, and write nothing (no
 output file, no temporary file). Validation must refuse the input before any sampling: the
 `no_sampling` fixture makes sampling itself an error, so every case stays fast.
@@ -25,9 +25,9 @@ import xarray as xr
 
 import bayesstrf.inference.warmup
 from bayesstrf import Recording, fit
-from bayesstrf.cli import main
+from bayesstrf.cli.main import main
 from bayesstrf.data.io import load_fit, read_recording, save_fit
-from bayesstrf.data.recording import SCHEMA
+from bayesstrf.data.recording_files import SCHEMA
 
 F, T, LAGS = 3, 30, 3
 SAMPLER = dict(n_lags=LAGS, chains=1, warmup=20, draws=10, progress=False)
@@ -115,11 +115,11 @@ def fake_fit(schema: str | None = None, groups=("posterior", "sample_stats",
 def write_fit(path: Path, kind: str) -> Path:
     """A malformed fit file of ``kind``."""
     if kind in ("newer-schema", "foreign-schema"):
-        schema = "bayesstrf.fit/2" if kind == "newer-schema" else None
+        schema = "bayesstrf.fit/3" if kind == "newer-schema" else None
         fake_fit(schema).to_netcdf(path, engine="h5netcdf")
         return path
     if kind == "no-posterior":  # save_fit refuses to write it: written as another tool might
-        fake_fit("bayesstrf.fit/1", groups=("sample_stats", "log_likelihood", "observed_data")
+        fake_fit("bayesstrf.fit/2", groups=("sample_stats", "log_likelihood", "observed_data")
                  ).to_netcdf(path, engine="h5netcdf")
         return path
     good = save_fit(fake_fit(), path).read_bytes()
@@ -364,7 +364,7 @@ CASES = [
     file_case("file-segment-ids-scalar", r"segment_ids: expected a 1-D array of names",
               lambda tmp_path: write_npz(tmp_path / "r.npz", segment_ids=np.array("s0"))),
     file_case("file-nc-is-a-fit",
-              r"path: .*schema 'bayesstrf\.recording/1', found 'bayesstrf\.fit/1'",
+              r"path: .*schema 'bayesstrf\.recording/1', found 'bayesstrf\.fit/2'",
               fit_as_recording),
     file_case("file-text-named-nc", r"path: cannot read .*rec\.nc' as a recording", text_named_nc),
     file_case("file-wrong-suffix", r"path: expected a .npz or .nc file, found 'rec\.csv'",
@@ -425,7 +425,7 @@ CASES = [
                   "corrupt-header"),
     fit_file_case("fit-text-file", r"path: cannot read .*fit\w*\.nc' as a netCDF fit", "text"),
     fit_file_case("fit-newer-schema",
-                  r"path: .*fit\w*\.nc' has schema 'bayesstrf\.fit/2', newer than .*upgrade",
+                  r"path: .*fit\w*\.nc' has schema 'bayesstrf\.fit/3', newer than .*upgrade",
                   "newer-schema"),
     fit_file_case("fit-foreign-netcdf", r"path: .*fit\w*\.nc' is not a bayesstrf fit",
                   "foreign-schema"),

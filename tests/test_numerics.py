@@ -103,7 +103,7 @@ def test_the_console_script_gives_the_api_draws(repro_recording, repro_fit, tmp_
     last-bit differences), hence --chain-method."""
     out = tmp_path / "fit.nc"
     subprocess.run(
-        [sys.executable, "-m", "bayesstrf.cli", "fit", str(repro_recording), "--out", str(out),
+        [sys.executable, "-m", "bayesstrf.cli.main", "fit", str(repro_recording), "--out", str(out),
          "--activation", "softplus", "--lags", "3", "--chains", "2", "--warmup", "40",
          "--draws", "30", "--seed", "11", "--chain-method", "sequential", "--quiet"],
         check=True, capture_output=True,

@@ -121,7 +121,7 @@ def tiny_fits():
 
 def test_neurons_sampled_together_match_neurons_sampled_alone(tiny_fits):
     together, alone = tiny_fits
-    assert "one per neuron and chain" in together.attrs["sampler"]
+    assert "one per neuron and chain" in together.attrs["sampler_nuts"]
     stats = together["sample_stats"]
     assert stats["step_size"].dims == ("chain", "draw", "neuron")
     for n, single in enumerate(alone):

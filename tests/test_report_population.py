@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bayesstrf import compare, fit, save_fit, simulate
-from bayesstrf.cli import build_parser, main
+from bayesstrf.cli.main import build_parser, main
 from bayesstrf.evaluation.comparison import Comparison
 from bayesstrf.viz.plotting import plot_convergence, plot_elpd_differences, plot_strf_grid
 from bayesstrf.viz.report import MAX_DETAILED_NEURONS, detail_neurons, write_report

@@ -2,11 +2,17 @@
 
 A fit is a netCDF4 file of the ``xarray.DataTree`` (one netCDF group per ArviZ group),
 readable without bayesstrf by ``xarray.open_datatree(path)``. Its root carries
-``schema = "bayesstrf.fit/1"``.
+``schema = "bayesstrf.fit/2"``. Per-neuron settings are data, not strings: the group
+``constant_data`` (ArviZ's name for a model's fixed inputs) holds ``mean_rate (neuron)``,
+``stimulus_mean (freq)``, ``stimulus_scale`` and one variable per prior parameter,
+``prior_<site>_<argument> (neuron)``, whose attributes name its site, argument and
+distribution (`constant_data`, `prior_description`). Fits of schema 1, which kept these as
+JSON in the root's ``hyperparameters`` and ``priors`` attributes, are converted on loading.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from importlib import metadata
@@ -17,11 +23,11 @@ import xarray as xr
 from bayesstrf.data.recording import Recording
 from bayesstrf.errors import InputError, InputTypeError
 
-FIT_SCHEMA = "bayesstrf.fit/1"
+FIT_SCHEMA = "bayesstrf.fit/2"
 
 
 def read_recording(path: str | os.PathLike) -> Recording:
-    """Read a recording from the ``.npz`` schema or netCDF (see `bayesstrf.data.recording`)."""
+    """Read a recording from the ``.npz`` schema or netCDF (`bayesstrf.data.recording_files`)."""
     return Recording.load(path)
 
 
@@ -82,6 +88,11 @@ def load_fit(path: str | os.PathLike) -> xr.DataTree:
             f"path: cannot read {str(path)!r} as a netCDF fit (truncated or corrupt? {message})"
         ) from None
     schema = tree.attrs.get("schema")
+    if schema == "bayesstrf.fit/1":
+        try:
+            tree, schema = _from_schema_1(tree), FIT_SCHEMA
+        except InputError as error:
+            raise InputError(f"path: {str(path)!r} {error}") from None
     if schema != FIT_SCHEMA:
         raise InputError(f"path: {str(path)!r} {_schema_problem(schema)}")
     if "posterior" not in tree.children or "strf" not in tree["posterior"].data_vars:
@@ -89,6 +100,68 @@ def load_fit(path: str | os.PathLike) -> xr.DataTree:
             f"path: {str(path)!r} lacks the group 'posterior' with variable 'strf' that every "
             f"bayesstrf fit holds; found groups {sorted(tree.children)}"
         )
+    return tree
+
+
+def constant_data(priors: dict, mean_rate, stimulus_mean, stimulus_scale: float, neurons,
+                  freqs) -> xr.Dataset:
+    """A fit's ``constant_data`` group: the data-derived hyperparameters and the priors.
+
+    Parameters
+    ----------
+    priors : dict
+        `bayesstrf.model.lnp.describe_priors` of the fit's priors: site -> ``distribution``
+        and one list of per-neuron values per argument.
+    mean_rate : array (neuron,)
+        Mean count per bin of each neuron, over the training bins.
+    stimulus_mean : array (freq,)
+        The stimulus mean per frequency that the design centred by.
+    stimulus_scale : float
+        The stimulus scale the design divided by.
+    neurons, freqs : array
+        Coordinates.
+    """
+    variables = {
+        "mean_rate": xr.DataArray(mean_rate, dims="neuron"),
+        "stimulus_mean": xr.DataArray(stimulus_mean, dims="freq"),
+        "stimulus_scale": xr.DataArray(float(stimulus_scale)),
+    }
+    for site, described in priors.items():
+        for argument, values in described.items():
+            if argument != "distribution":
+                variables[f"prior_{site}_{argument}"] = xr.DataArray(
+                    values, dims="neuron", attrs={"site": site, "argument": argument,
+                                                  "distribution": described["distribution"]})
+    return xr.Dataset(variables, coords={"neuron": neurons, "freq": freqs})
+
+
+def prior_description(constant: xr.Dataset) -> dict:
+    """The priors of a fit's ``constant_data`` as `bayesstrf.model.lnp.describe_priors` gives
+    them (for `bayesstrf.model.lnp.restore_priors`)."""
+    described: dict[str, dict] = {}
+    for variable in constant.data_vars.values():
+        if "site" in variable.attrs:
+            site = described.setdefault(variable.attrs["site"],
+                                        {"distribution": variable.attrs["distribution"]})
+            site[variable.attrs["argument"]] = variable.values.tolist()
+    return described
+
+
+def _from_schema_1(tree: xr.DataTree) -> xr.DataTree:
+    """A schema-1 fit in schema 2: JSON ``hyperparameters`` and ``priors`` attributes become
+    the ``constant_data`` group, the JSON ``sampler`` attribute ``sampler_*`` attributes."""
+    attrs = dict(tree.attrs)
+    missing = [key for key in ("hyperparameters", "priors", "sampler") if key not in attrs]
+    if missing:
+        raise InputError(f"has schema 'bayesstrf.fit/1' but lacks its attributes {missing}")
+    hyper = json.loads(attrs.pop("hyperparameters"))
+    posterior = tree["posterior"]
+    tree = tree.copy()
+    tree["constant_data"] = xr.DataTree(constant_data(
+        json.loads(attrs.pop("priors")), hyper["mean_rate"], hyper["stimulus_mean"],
+        hyper["stimulus_scale"], posterior["neuron"].values, posterior["freq"].values))
+    sampler = {f"sampler_{key}": value for key, value in json.loads(attrs.pop("sampler")).items()}
+    tree.attrs = attrs | sampler | {"schema": FIT_SCHEMA}
     return tree
 
 

@@ -1,132 +1,20 @@
 """`Recording`: validated stimulus spectrograms and spike counts, split and saved by segment.
 
-File formats
-------------
-``.npz`` (read with ``allow_pickle=False``; object arrays are refused):
-
-==================  =====================  ==========================================
-key                 shape / dtype          meaning
-==================  =====================  ==========================================
-``schema``          str                    ``"bayesstrf.recording/1"``
-``dt``              float                  bin width in seconds
-``freqs``           (F,) float             frequency of each spectrogram row
-``neuron_ids``      (N,) str               neuron names
-``segment_ids``     (S,) str               segment (stimulus) names
-``spectrogram_i``   (F, T_i) float         stimulus of segment ``i`` (i = 0 .. S-1)
-``counts_i``        (N, R_i, T_i) float    spike counts, NaN = missing
-==================  =====================  ==========================================
-
-``.nc`` (netCDF4 via h5netcdf): variables ``spectrogram (freq, time)`` and
-``counts (neuron, trial, time)`` over the concatenated time axis, with a ``segment``
-coordinate on ``time``, the trial axis padded with NaN up to ``n_trials (segment_order)``;
-``dt`` in the attributes.
+The file formats are documented, written and read in `bayesstrf.data.recording_files`.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
-import zipfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from bayesstrf.data import nwb
+from bayesstrf.data import nwb, recording_files
+from bayesstrf.data.recording_checks import as_segments, check_counts, unique_ids
 from bayesstrf.errors import InputError, InputTypeError
-
-SCHEMA = "bayesstrf.recording/1"
-
-#: Largest count per bin: integers above 2**24 are not exact in float32, as the model computes.
-MAX_COUNT = 2**24
-
-
-def _as_list(value, name: str, ndim: int) -> list[np.ndarray]:
-    items = list(value) if isinstance(value, list | tuple) else [value]
-    if not items:
-        raise InputError(f"{name}: expected at least one segment, found an empty list")
-    out = []
-    for index, item in enumerate(items):
-        array = np.asarray(item)
-        where = f"{name}[{index}]" if len(items) > 1 else name
-        if array.dtype == object or not (
-            np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
-        ):
-            raise InputTypeError(
-                f"{where}: expected a real numeric array, found dtype {array.dtype}")
-        if array.ndim != ndim:
-            raise InputError(
-                f"{where}: expected a {ndim}-D array, found shape {array.shape}"
-            )
-        out.append(array.astype(float))
-    return out
-
-
-def _check_counts(counts: np.ndarray, where: str) -> None:
-    if counts.shape[0] == 0 or counts.shape[1] == 0:
-        raise InputError(
-            f"{where}: expected at least one neuron and one trial, found shape {counts.shape}"
-        )
-    present = counts[~np.isnan(counts)]
-    if np.isinf(present).any():
-        raise InputError(f"{where}: expected finite counts (NaN = missing), found Inf")
-    if (present < 0).any():
-        raise InputError(f"{where}: expected non-negative counts, found minimum {present.min()}")
-    if (present > MAX_COUNT).any():
-        raise InputError(
-            f"{where}: expected counts of at most {MAX_COUNT} per bin (exact in float32), "
-            f"found {present.max():g}"
-        )
-    fractional = present != np.round(present)
-    if fractional.any():
-        raise InputError(
-            f"{where}: expected integer spike counts, found non-integer value "
-            f"{present[fractional][0]}"
-        )
-
-
-def _ids(value, n: int, name: str, prefix: str) -> np.ndarray:
-    if value is None:
-        return np.array([f"{prefix}{i}" for i in range(n)])
-    ids = np.asarray(value).astype(str)
-    if ids.shape != (n,):
-        raise InputError(f"{name}: expected {n} ids, found shape {ids.shape}")
-    if len(set(ids.tolist())) != n:
-        raise InputError(f"{name}: expected unique ids, found duplicates in {ids.tolist()}")
-    return ids
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz``, never unpickling: object arrays and pickles are refused."""
-    with open(path, "rb") as handle:
-        head = handle.read(1)
-    if not zipfile.is_zipfile(path):
-        what = "a pickle" if head == b"\x80" else "not a zip archive of .npy arrays"
-        raise InputError(
-            f"path: cannot read {str(path)!r} as .npz: {what}; bayesstrf never unpickles"
-        )
-    content, pickled = {}, []
-    try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as npz:
-            for key in npz.files:
-                try:
-                    content[key] = npz[key]
-                except ValueError as error:
-                    if "allow_pickle" not in str(error):
-                        raise
-                    pickled.append(key)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        message = " ".join(str(error).split())
-        raise InputError(f"path: cannot read {str(path)!r} as .npz: {message}") from None
-    if pickled:
-        raise InputError(
-            f"path: {str(path)!r} holds pickled object arrays {pickled}; "
-            "bayesstrf never unpickles"
-        )
-    return content
 
 
 class Recording:
@@ -162,8 +50,8 @@ class Recording:
         neuron_ids: Sequence[str] | np.ndarray | None = None,
         segment_ids: Sequence[str] | np.ndarray | None = None,
     ):
-        specs = _as_list(spectrogram, "spectrogram", 2)
-        counts = _as_list(counts, "counts", 3)
+        specs = as_segments(spectrogram, "spectrogram", 2)
+        counts = as_segments(counts, "counts", 3)
         if len(specs) != len(counts):
             raise InputError(
                 f"counts: expected one array per spectrogram segment ({len(specs)}), "
@@ -193,7 +81,7 @@ class Recording:
                     f"counts[{index}]: expected {n_neurons} neurons like segment 0, "
                     f"found {count.shape[0]}"
                 )
-            _check_counts(count, f"counts[{index}]")
+            check_counts(count, f"counts[{index}]")
         observed = sum(np.isfinite(c).all(axis=2).sum(axis=1) for c in counts)
         if (observed == 0).any():
             raise InputError(
@@ -216,8 +104,8 @@ class Recording:
             raise InputError(
                 f"freqs: expected {n_freq} finite values, found shape {self.freqs.shape}"
             )
-        self.neuron_ids = _ids(neuron_ids, n_neurons, "neuron_ids", "n")
-        self.segment_ids = _ids(segment_ids, len(specs), "segment_ids", "s")
+        self.neuron_ids = unique_ids(neuron_ids, n_neurons, "neuron_ids", "n")
+        self.segment_ids = unique_ids(segment_ids, len(specs), "segment_ids", "s")
 
     # ---- shape summary ---------------------------------------------------------------------
     @property
@@ -349,90 +237,14 @@ class Recording:
 
     # ---- files --------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``.npz`` or ``.nc`` (by suffix) atomically; see the module docstring."""
-        path = Path(path)
-        if path.suffix not in (".npz", ".nc"):
-            raise InputError(f"path: expected a .npz or .nc file name, found {path.name!r}")
-        if not path.parent.is_dir():
-            raise InputError(f"path: expected an existing folder, found {str(path.parent)!r}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-        os.close(fd)
-        try:
-            if path.suffix == ".npz":
-                arrays: dict[str, Any] = {
-                    "schema": np.array(SCHEMA), "dt": np.array(self.dt), "freqs": self.freqs,
-                    "neuron_ids": self.neuron_ids, "segment_ids": self.segment_ids,
-                }
-                for i, (spec, count) in enumerate(zip(self.spectrograms, self.counts, strict=True)):
-                    arrays[f"spectrogram_{i}"] = spec
-                    arrays[f"counts_{i}"] = count
-                with open(tmp, "wb") as handle:
-                    np.savez_compressed(handle, **arrays)
-            else:
-                self.to_dataset().to_netcdf(tmp, engine="h5netcdf")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        """Write ``.npz`` or ``.nc`` (by suffix) atomically; formats in
+        `bayesstrf.data.recording_files`."""
+        return recording_files.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recording:
         """Read a recording written by `save` (``.npz`` or ``.nc``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"path: expected an existing .npz or .nc file, found {str(path)!r}")
-        if path.suffix == ".nc":
-            import xarray as xr
-
-            try:
-                with xr.open_dataset(path, engine="h5netcdf") as ds:
-                    return cls.from_dataset(ds.load())
-            except (OSError, ValueError, KeyError) as error:
-                raise InputError(
-                    f"path: cannot read {str(path)!r} as a recording: {error}"
-                ) from None
-        if path.suffix != ".npz":
-            raise InputError(f"path: expected a .npz or .nc file, found {path.name!r}")
-        content = _read_npz(path)
-        if str(content.get("schema", "")) != SCHEMA:
-            raise InputError(
-                f"path: expected schema {SCHEMA!r} in {path.name}, "
-                f"found {str(content.get('schema', 'none'))!r}"
-            )
-        segment_ids = content.get("segment_ids", np.array([]))
-        if segment_ids.ndim != 1:
-            raise InputError(
-                f"segment_ids: expected a 1-D array of names in {path.name}, "
-                f"found shape {segment_ids.shape}"
-            )
-        n_segments = len(segment_ids)
-        required = ["schema", "dt", "freqs", "neuron_ids", "segment_ids"] + [
-            f"{kind}_{i}" for i in range(n_segments) for kind in ("spectrogram", "counts")
-        ]
-        missing = [key for key in required if key not in content]
-        if missing:
-            raise InputError(f"path: {path.name} lacks the keys {missing} of schema {SCHEMA!r}")
-        extra = sorted(set(content) - set(required))
-        if extra:
-            raise InputError(
-                f"path: {path.name} holds keys {extra} outside schema {SCHEMA!r} "
-                f"(segment_ids names {n_segments} segments); nothing is dropped silently"
-            )
-        dt = content["dt"]
-        if dt.shape != () or dt.dtype.kind not in "iuf":
-            shown = repr(dt.item()) if dt.shape == () else f"an array of shape {dt.shape}"
-            raise InputError(
-                f"dt: expected a bin width in seconds (one number) in {path.name}, found {shown}"
-            )
-        return cls(
-            [content[f"spectrogram_{i}"] for i in range(n_segments)],
-            [content[f"counts_{i}"] for i in range(n_segments)],
-            dt.item(),
-            freqs=content["freqs"],
-            neuron_ids=content["neuron_ids"],
-            segment_ids=content["segment_ids"],
-        )
+        return recording_files.load(path, cls)
 
     @classmethod
     def from_nwb(cls, path: str | os.PathLike, units=None, stimulus: str = "spectrogram",
@@ -447,42 +259,9 @@ class Recording:
 
     def to_dataset(self):
         """An ``xarray.Dataset`` over the concatenated time axis (the ``.nc`` layout)."""
-        import xarray as xr
-
-        n_trials = max(c.shape[1] for c in self.counts)
-        padded = [
-            np.concatenate([c, np.full((c.shape[0], n_trials - c.shape[1], c.shape[2]), np.nan)], 1)
-            for c in self.counts
-        ]
-        segment = np.repeat(self.segment_ids, self.segment_lengths)
-        return xr.Dataset(
-            {
-                "spectrogram": (("freq", "time"), np.concatenate(self.spectrograms, axis=1)),
-                "counts": (("neuron", "trial", "time"), np.concatenate(padded, axis=2)),
-                "n_trials": ("segment_order", [c.shape[1] for c in self.counts]),
-            },
-            coords={
-                "freq": self.freqs, "neuron": self.neuron_ids,
-                "segment": ("time", segment), "segment_order": self.segment_ids,
-            },
-            attrs={"schema": SCHEMA, "dt": self.dt},
-        )
+        return recording_files.to_dataset(self)
 
     @classmethod
     def from_dataset(cls, ds) -> Recording:
         """Inverse of `to_dataset` (trial padding removed using ``n_trials``)."""
-        if ds.attrs.get("schema") != SCHEMA:
-            raise InputError(
-                f"path: expected schema {SCHEMA!r}, found {ds.attrs.get('schema')!r}"
-            )
-        segment = ds["segment"].values.astype(str)
-        specs, counts = [], []
-        order = ds["segment_order"].values.astype(str)
-        for seg, n_trials in zip(order, ds["n_trials"].values, strict=True):
-            mask = segment == seg
-            specs.append(ds["spectrogram"].values[:, mask])
-            counts.append(ds["counts"].values[:, :n_trials, mask])
-        return cls(
-            specs, counts, float(ds.attrs["dt"]), freqs=ds["freq"].values,
-            neuron_ids=ds["neuron"].values.astype(str), segment_ids=order,
-        )
+        return recording_files.from_dataset(ds, cls)

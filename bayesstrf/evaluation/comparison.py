@@ -14,7 +14,6 @@ few remaining ones by exact refits; ``method="kfold"`` refits on K folds of whol
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 
@@ -67,7 +66,7 @@ def _refit_units(loo: azs.ELPDData, lpd: np.ndarray, units: np.ndarray, log_lik:
     warmed-up start, and the refit's one warmup stage is as long as ``full``'s second. A fit
     whose posterior lacks sampler sites (a low-rank STRF prior) is refitted from scratch."""
     activation = full.attrs["activation"]
-    warmup = json.loads(full.attrs["sampler"])["warmup"]
+    warmup = int(full.attrs["sampler_warmup"])
     refit_kwargs = fit_kwargs | ({"warmup": warmup - warmup // 2, "start": full}
                                  if holds_every_site(full, recording) else {"warmup": warmup})
     exact = copy.deepcopy(loo)

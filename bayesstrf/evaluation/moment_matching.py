@@ -24,6 +24,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import constrain_fn, potential_energy
 
+from bayesstrf.data.io import prior_description
 from bayesstrf.data.recording import Recording
 from bayesstrf.errors import InputError
 from bayesstrf.inference.warmup import latent_supports
@@ -38,7 +39,8 @@ CHUNK = 64
 
 
 def fitted_model(fit: xr.DataTree, recording: Recording):
-    """The fit's NumPyro model, data and priors, rebuilt from its attrs on ``recording``.
+    """The fit's NumPyro model, data and priors, rebuilt from its attrs and ``constant_data``
+    on ``recording``.
 
     Returns
     -------
@@ -51,11 +53,11 @@ def fitted_model(fit: xr.DataTree, recording: Recording):
     """
     family = activations.get(fit.attrs["activation"])
     strf_prior = strf_priors.from_spec(json.loads(fit.attrs["strf_prior"]))
-    priors = restore_priors(json.loads(fit.attrs["priors"]))
+    constant = fit["constant_data"].to_dataset()
+    priors = restore_priors(prior_description(constant))
     design = make_design(recording.spectrograms, int(fit.attrs["n_lags"]))
-    fitted_on = json.loads(fit.attrs["hyperparameters"])
     if (recording.n_neurons != fit["posterior"].sizes["neuron"] or not np.allclose(
-            np.asarray(design.mean), fitted_on["stimulus_mean"], rtol=1e-5, atol=1e-6)):
+            np.asarray(design.mean), constant["stimulus_mean"], rtol=1e-5, atol=1e-6)):
         raise InputError(
             "recording: expected the recording the fits were made on (its neurons and "
             "stimulus), found a different one")

@@ -7,7 +7,6 @@ figures read these without importing the sampler.
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from dataclasses import dataclass, field
 
@@ -165,7 +164,7 @@ def held_out_metrics(fit: xr.DataTree, recording: Recording, *, prob: float = 0.
     rates = predict(fit, recording, max_draws=max_draws).values  # (sample, neuron, time)
     bounds = np.cumsum([0, *recording.segment_lengths])
     pieces = list(zip(bounds[:-1], bounds[1:], strict=True))
-    baseline = json.loads(fit.attrs["hyperparameters"])["mean_rate"]
+    baseline = fit["constant_data"].to_dataset()["mean_rate"].values
     rows = {}
     for n, neuron in enumerate(recording.neuron_ids):
         observed = [counts[n] for counts in recording.counts]

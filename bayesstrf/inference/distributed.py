@@ -23,9 +23,8 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import NamedTuple, cast
 
 import numpy as np
 import xarray as xr
@@ -34,13 +33,12 @@ from bayesstrf.data import checks
 from bayesstrf.data.io import load_fit, save_fit
 from bayesstrf.data.recording import Recording
 from bayesstrf.errors import InputError, InputTypeError
+from bayesstrf.inference.merge import merge_fits
 
 logger = logging.getLogger(__name__)
 
 #: Format tag of ``out/job.json``.
 JOB_SCHEMA = "bayesstrf.fit_distributed/1"
-#: Root attributes holding seconds: summed over chunks by `merge_fits`.
-TIMINGS = ("map_seconds", "warmup_seconds", "sampling_seconds")
 #: `fit` arguments that `fit_distributed` sets itself or refuses.
 NOT_PASSED = ("progress", "checkpoint", "checkpoint_every")
 #: One fit at a time per process: NumPyro's effect handlers live on a process-global stack,
@@ -349,132 +347,3 @@ def _run(executor, recording: Recording, todo: list[_Chunk], out: Path, fit_kwar
     finally:
         for future in futures:  # on error or Ctrl-C: cancel what has not run yet
             future.cancel()
-
-
-def merge_fits(fits: Sequence[xr.DataTree], names: Sequence[str] | None = None) -> xr.DataTree:
-    """Join fits of disjoint sets of neurons (same data and settings) along ``neuron``.
-
-    Every group is concatenated along ``neuron`` in the order of ``fits``. A variable without
-    a ``neuron`` dim (NUTS statistics shared by a chunk's neurons, in ``sample_stats``, when
-    `fit` samples them jointly) is repeated for each of its fit's neurons, as dim
-    ``(chain, draw, neuron, ...)``, so divergences count per neuron; outside
-    ``sample_stats`` such a variable is kept once when it is the same in every fit. Root
-    attributes equal in every fit are kept; per-neuron lists (``mean_rate`` in
-    ``hyperparameters``, the prior parameters in ``priors``) are concatenated; seconds
-    (``map_seconds`` ...) are summed; other differences keep the first fit's value. The
-    attribute ``chunks`` (JSON) lists each fit's neurons, seconds and differing attributes.
-
-    Parameters
-    ----------
-    fits : sequence of xarray.DataTree
-        Fits from `fit` (or `load_fit`), each of other neurons.
-    names : sequence of str, optional
-        A label per fit for ``chunks`` (default: its position).
-
-    Returns
-    -------
-    xarray.DataTree
-    """
-    fits = list(fits)
-    if not fits or not all(isinstance(f, xr.DataTree) and "posterior" in f.children
-                           for f in fits):
-        raise InputTypeError("fits: expected a non-empty sequence of fits (DataTrees with a "
-                        "posterior group)")
-    names = list(names) if names is not None else [str(i) for i in range(len(fits))]
-    neurons = [cast(xr.DataArray, f["posterior"]["neuron"]).values for f in fits]
-    every = np.concatenate(neurons).astype(str)
-    if len(set(every.tolist())) != len(every):
-        raise InputError(f"fits: expected each neuron in one fit only, found {every.tolist()}")
-    groups = list(fits[0].children)
-    for name, f in zip(names, fits, strict=True):
-        if list(f.children) != groups:
-            raise InputError(f"fits: expected groups {groups} in every fit, found "
-                             f"{list(f.children)} in {name}")
-    tree = xr.DataTree(dataset=xr.Dataset(attrs=_merge_attrs(fits, neurons, names)))
-    for group in groups:
-        datasets = [f[group].to_dataset() for f in fits]
-        tree[group] = xr.DataTree(_concat_group(group, datasets, neurons))
-    return tree
-
-
-def _concat_group(group: str, datasets: list[xr.Dataset], neurons: list) -> xr.Dataset:
-    names = list(datasets[0].data_vars)
-    merged = {}
-    for name in names:
-        values = [ds[name] for ds in datasets]
-        if all("neuron" not in v.dims for v in values) and group != "sample_stats" and all(
-                v.identical(values[0]) for v in values):
-            merged[name] = values[0]
-            continue
-        values = [v if "neuron" in v.dims else _with_neuron(v, ids)
-                  for v, ids in zip(values, neurons, strict=True)]
-        merged[name] = xr.concat(values, dim="neuron", coords="minimal", compat="override",
-                                 join="exact", combine_attrs="override")
-    return xr.Dataset(merged, attrs=datasets[0].attrs)
-
-
-def _with_neuron(value: xr.DataArray, ids) -> xr.DataArray:
-    """``value`` repeated for each neuron of ``ids``, as ``(chain, draw, neuron, ...)``."""
-    value = value.expand_dims(neuron=ids)
-    first = [d for d in ("chain", "draw") if d in value.dims]
-    return value.transpose(*first, "neuron", ...)
-
-
-def _merge_attrs(fits: list[xr.DataTree], neurons: list, names: list[str]) -> dict:
-    sizes = [len(ids) for ids in neurons]
-    attrs: dict[Hashable, Any] = {}
-    chunks: list[dict[Hashable, Any]] = [{"name": name, "neurons": ids.astype(str).tolist()}
-                                         for name, ids in zip(names, neurons, strict=True)]
-    keys = list(dict.fromkeys(key for f in fits for key in f.attrs if key != "schema"))
-    for key in keys:
-        values: list[Any] = [f.attrs.get(key) for f in fits]
-        if key in TIMINGS and all(isinstance(v, int | float | np.number) for v in values):
-            attrs[key] = float(sum(values))
-            for chunk, value in zip(chunks, values, strict=True):
-                chunk[key] = float(value)
-            continue
-        if key in ("hyperparameters", "priors"):
-            try:
-                parsed = [json.loads(v) for v in values]
-            except (TypeError, ValueError):
-                parsed = None
-            if parsed is not None:
-                merged = _merge_json(parsed, sizes, per_neuron=key == "priors",
-                                     keys=("mean_rate",) if key == "hyperparameters" else ())
-                if merged is not _DIFFERS:
-                    attrs[key] = json.dumps(merged)
-                    continue
-        if all(_same(v, values[0]) for v in values):
-            attrs[key] = values[0]
-            continue
-        attrs[key] = values[0]
-        for chunk, value in zip(chunks, values, strict=True):
-            chunk[key] = value.tolist() if isinstance(value, np.ndarray | np.generic) else value
-    attrs["chunks"] = json.dumps(chunks, default=str)
-    return attrs
-
-
-_DIFFERS = object()
-
-
-def _merge_json(values: list, sizes: list[int], per_neuron: bool, keys=()):
-    """Merge parsed JSON values of the fits: lists with a neuron axis (every list under
-    ``per_neuron``, or under a dict key in ``keys``) are concatenated, equal values kept."""
-    if per_neuron and all(isinstance(v, list) and len(v) == n
-                          for v, n in zip(values, sizes, strict=True)):
-        return [item for v in values for item in v]
-    if all(v == values[0] for v in values):
-        return values[0]
-    if all(isinstance(v, dict) and v.keys() == values[0].keys() for v in values):
-        out = {}
-        for key in values[0]:
-            merged = _merge_json([v[key] for v in values], sizes, per_neuron or key in keys)
-            if merged is _DIFFERS:
-                return _DIFFERS
-            out[key] = merged
-        return out
-    return _DIFFERS
-
-
-def _same(a, b) -> bool:
-    return bool(np.array_equal(a, b)) if isinstance(a, np.ndarray) else a == b

@@ -37,6 +37,7 @@ import numpy as np
 import xarray as xr
 
 from bayesstrf.data import checks
+from bayesstrf.data.io import constant_data
 from bayesstrf.data.recording import Recording
 from bayesstrf.errors import InputError, InputTypeError
 from bayesstrf.inference import checkpoint as checkpoints
@@ -220,8 +221,9 @@ def fit(
     xarray.DataTree
         Groups ``posterior`` (``strf (chain, draw, neuron, freq, lag)``, ``intercept``, raw and
         constrained activation parameters, latents), ``sample_stats``, ``log_likelihood``
-        (``counts (chain, draw, neuron, segment)``), ``observed_data``; attrs hold the
-        version, seed, specs, priors and data-derived hyperparameters.
+        (``counts (chain, draw, neuron, segment)``), ``observed_data``, ``constant_data``
+        (per-neuron priors and data-derived hyperparameters, `bayesstrf.data.io`); attrs
+        hold the version, seed, specs and the sampler's settings (``sampler_*``).
     """
     checks.recording(recording)
     family = activations.get(activation)
@@ -297,15 +299,9 @@ def fit(
         "activation": family.name,
         "activation_fixed": json.dumps(family.fixed),
         "strf_prior": json.dumps(strf_prior.spec()),
-        "priors": json.dumps(describe_priors(prior_set)),
-        "hyperparameters": json.dumps({
-            "mean_rate": mean_rate.tolist(),
-            "stimulus_mean": np.asarray(design.mean).tolist(),
-            "stimulus_scale": float(design.scale),
-        }),
         "n_lags": n_lags,
         "pooling": json.dumps(pooling),
-        "sampler": json.dumps({
+        **{f"sampler_{name}": value for name, value in {
             "chains": chains, "warmup": warmup, "draws": draws, "chain_method": chain_method,
             "drive": engine,
             "target_accept": target_accept, "max_tree_depth": max_tree_depth,
@@ -314,12 +310,15 @@ def fit(
             "init": "map+jitter" if start is None else f"previous fit {settings['start']}",
             "nuts": "one per neuron and chain, lane-wise in one program" if neuronwise
                     else "joint, lane-wise in one program",
-        }),
+        }.items()},
         "map_seconds": map_seconds,
         "warmup_seconds": warmup_seconds,
         "sampling_seconds": sampling_seconds,
     }
     tree = to_datatree(samples, sample_stats(records, max_tree_depth), recording, strf_prior, attrs)
+    tree["constant_data"] = xr.DataTree(constant_data(
+        describe_priors(prior_set), mean_rate, np.asarray(design.mean), float(design.scale),
+        recording.neuron_ids, recording.freqs))
     tree["log_likelihood"] = xr.DataTree(log_likelihood(tree, recording).to_dataset())
     return tree
 

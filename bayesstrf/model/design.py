@@ -146,6 +146,14 @@ def _use_lag_matrix(drive: str, size: int) -> bool:
     return False
 
 
+def _lags_of(weights: jnp.ndarray, name: str, design: Design) -> int:
+    """The number of lags on ``weights``' last axis, which must be the design's."""
+    n_lags = weights.shape[-1]
+    if n_lags != design.n_lags:
+        raise InputError(f"{name}: expected {design.n_lags} lags like the design, found {n_lags}")
+    return n_lags
+
+
 def strf_drive(weights: jnp.ndarray | np.ndarray, design: Design) -> jnp.ndarray:
     """Drive of every neuron at every real time bin, by the design's engine.
 
@@ -160,11 +168,7 @@ def strf_drive(weights: jnp.ndarray | np.ndarray, design: Design) -> jnp.ndarray
     -------
     array (N, T)
     """
-    n_lags = weights.shape[-1]
-    if n_lags != design.n_lags:
-        raise InputError(
-            f"weights: expected {design.n_lags} lags like the design, found {n_lags}"
-        )
+    n_lags = _lags_of(weights, "weights", design)
     if design.lagged is not None:
         return jnp.matmul(weights.reshape(weights.shape[0], -1), design.lagged,
                           precision=jax.lax.Precision.HIGHEST)
@@ -191,11 +195,7 @@ def lowrank_drive(spectral: jnp.ndarray, temporal: jnp.ndarray, design: Design) 
     -------
     array (N, T)
     """
-    n_lags = temporal.shape[-1]
-    if n_lags != design.n_lags:
-        raise InputError(
-            f"temporal: expected {design.n_lags} lags like the design, found {n_lags}"
-        )
+    n_lags = _lags_of(temporal, "temporal", design)
     if design.lagged is not None:
         return strf_drive(jnp.einsum("nrf,nrl->nfl", spectral, temporal), design)
     projected = jnp.einsum("nrf,fp->nrp", spectral, design.padded,

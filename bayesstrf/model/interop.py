@@ -75,7 +75,7 @@ import numpy as np
 import xarray as xr
 
 from bayesstrf.data import checks
-from bayesstrf.data.recording import _read_npz
+from bayesstrf.data.recording_files import read_npz
 from bayesstrf.errors import InputError, InputTypeError
 from bayesstrf.model import activations
 
@@ -218,7 +218,7 @@ def _load(path: Path) -> dict:
     if not path.is_file():
         raise InputError(f"state_dict_or_path: expected an existing file, found {str(path)!r}")
     if path.suffix == ".npz":
-        return _read_npz(path)
+        return read_npz(path)
     if path.suffix == ".safetensors":
         try:
             from safetensors.numpy import load_file

@@ -1,7 +1,7 @@
 """``bayesstrf-cli`` directive: the ``--help`` text of the ``bayesstrf`` command line.
 
 ``{bayesstrf-cli}`` alone gives the top-level help; ``{bayesstrf-cli} fit`` that of one
-command. The text comes from ``bayesstrf.cli.build_parser()`` at build time, so the page never
+command. The text comes from ``bayesstrf.cli.main.build_parser()`` at build time, so the page never
 drifts from the code.
 """
 
@@ -15,7 +15,7 @@ WIDTH = 96
 
 
 def _help(command: str | None) -> str:
-    from bayesstrf.cli import build_parser
+    from bayesstrf.cli.main import build_parser
 
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = str(WIDTH)  # argparse wraps to the terminal width
