@@ -146,7 +146,7 @@ def _use_lag_matrix(drive: str, size: int) -> bool:
     return False
 
 
-def _lags_of(weights: jnp.ndarray, name: str, design: Design) -> int:
+def _lags_of(weights: jnp.ndarray | np.ndarray, name: str, design: Design) -> int:
     """The number of lags on ``weights``' last axis, which must be the design's."""
     n_lags = weights.shape[-1]
     if n_lags != design.n_lags:
