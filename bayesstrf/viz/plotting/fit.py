@@ -165,15 +165,10 @@ def plot_psth(fit: xr.DataTree, recording: Recording, neuron: int | str = 0, *,
 
     Parameters
     ----------
-    fit : DataTree from `bayesstrf.fit`
-    recording : Recording
-        Same neurons, frequency axis and ``dt`` as the fit.
+    fit, recording, prob, max_draws
+        As in `plot_nonlinearity`.
     neuron, segment : int or str
         Index or id of the neuron and of the recording's segment.
-    prob : float
-        Probability of the band.
-    max_draws : int or None
-        Posterior draws evaluated (None: all).
 
     Returns
     -------
