@@ -38,6 +38,18 @@ DATA = ROOT.parent / "shared" / "data"
 FAMILIES = ("sigmoid", "double_exponential", "softplus")
 PRIORS = ("ridge", "smooth")
 DATASETS = ("ns1", "songbird", "torc")
+#: What each page's held-out stimuli are, and what that asks of the model.
+SPLITS = {
+    "ns1": "Held out: deepSTRF's 4 test sounds (`ns1_test_segments`); trained on the other 16.",
+    "songbird": "Held out: the last 4 songs; trained on the others.",
+    "torc": "Held out: every fifth TORC (6 of 30: TORCs 5, 10, ..., 30), i.e. both phases of "
+            "three ripple densities (0.6, -0.4 and -1.4 cyc/oct, the last at the edge of the "
+            "range). Each TORC carries one ripple density, so the held-out "
+            "responses probe spectral modulations absent from the training stimuli: a linear "
+            "STRF fitted on the other densities predicts them only through what its prior "
+            "says about how the STRF's 2-D spectrum varies between densities (nothing, for "
+            "`ridge`). Low held-out CCnorm here measures that extrapolation, not the fit.",
+}
 
 #: Full-run settings. NS1: 15 lags of 5 ms (75 ms; the design notes' tuned MAP LN used 15);
 #: songbird: 2 ms bins summed in pairs (`Recording.rebin`), 12 lags of 4 ms (48 ms), 16
@@ -292,7 +304,7 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
         part = frame[frame.dataset == dataset] if len(frame) else frame
         first = next(r for r in rows if r["dataset"] == dataset)
         lines += [f"## {dataset} ({first['n_freq']} bands x {first['n_lags']} lags of "
-                  f"{1000 * first.get('dt', float('nan')):g} ms)", ""]
+                  f"{1000 * first.get('dt', float('nan')):g} ms)", "", SPLITS[dataset], ""]
         done = {(r["family"], r["method"]) for r in rows
                 if r["dataset"] == dataset and "error" not in r}
         wanted = [(f, m) for m in ("map", *settings["priors"]) for f in settings["families"]]
