@@ -49,3 +49,13 @@ def test_a_documented_name_resolves(name):
             target = fields[part] if part in fields else getattr(target, part)
         except AttributeError:
             pytest.fail(f"{name} (mentioned in {NAMES[name]}): no attribute {part!r}")
+
+
+@pytest.mark.parametrize("owner", ["bayesstrf", "bayesstrf.model", "bayesstrf.viz"])
+def test_a_missing_name_is_an_attribute_error_naming_it(owner):
+    """Lazy access turns a typo into the usual AttributeError, not an import error."""
+    import importlib
+
+    module = importlib.import_module(owner)
+    with pytest.raises(AttributeError, match=rf"module '{owner}' has no attribute 'strff'"):
+        module.strff  # noqa: B018
