@@ -65,7 +65,7 @@ def _fit_kwargs(args) -> dict:
 def cmd_simulate(args) -> None:
     import numpy as np
 
-    from bayesstrf.data.io import write_text_atomic
+    from bayesstrf.files import write_text
     from bayesstrf.model.simulation import simulate
 
     out = Path(args.out)
@@ -80,7 +80,7 @@ def cmd_simulate(args) -> None:
     recording = sim.recording
     truth = {"activation": sim.activation, "seed": args.seed, "drive_sd": args.drive_sd,
              "parameters": {name: np.asarray(value).tolist() for name, value in sim.truth.items()}}
-    write_text_atomic(_truth_path(out), json.dumps(truth))
+    write_text(_truth_path(out), json.dumps(truth))
     args.console.result(f"wrote {out}: {recording}; its truth ({sim.activation}) in "
                         f"{_truth_path(out)}")
     args.console.emit({

@@ -7,9 +7,9 @@ import argparse
 import contextlib
 import json
 import logging
-import math
-import os
 import sys
+
+from bayesstrf.files import plain
 
 
 class _Console:
@@ -32,27 +32,7 @@ class _Console:
 
     def emit(self, record: dict) -> None:
         if self.as_json:
-            print(json.dumps(_plain(record), indent=2, allow_nan=False))
-
-
-def _plain(value):
-    """``value`` in JSON types: numpy scalars as Python numbers, NaN and infinities as None,
-    paths as strings."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
+            print(json.dumps(plain(record), indent=2, allow_nan=False))
 
 
 class _Formatter(logging.Formatter):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import xarray as xr
 
 from bayesstrf.data.recording import Recording
 from bayesstrf.errors import InputError, InputTypeError
+from bayesstrf.files import atomic_path
 
 FIT_SCHEMA = "bayesstrf.fit/2"
 
@@ -56,14 +56,8 @@ def save_fit(fit: xr.DataTree, path: str | os.PathLike, *, overwrite: bool = Fal
     path.parent.mkdir(parents=True, exist_ok=True)
     tree = fit.copy()
     tree.attrs = {**fit.attrs, "schema": FIT_SCHEMA}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".nc")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         tree.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
@@ -177,15 +171,3 @@ def _schema_problem(schema) -> str:
             f"{metadata.version('bayesstrf')} reads ({FIT_SCHEMA!r}): upgrade bayesstrf"
         )
     return f"has schema {schema!r}, incompatible with this bayesstrf's {FIT_SCHEMA!r}"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, renamed."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

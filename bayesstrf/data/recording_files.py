@@ -28,7 +28,6 @@ this module needs no import of `bayesstrf.data.recording`.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bayesstrf.errors import InputError
+from bayesstrf.files import atomic_path
 
 SCHEMA = "bayesstrf.recording/1"
 
@@ -93,9 +93,7 @@ def save(recording: Fields, path: str | os.PathLike) -> Path:
         raise InputError(f"path: expected a .npz or .nc file name, found {path.name!r}")
     if not path.parent.is_dir():
         raise InputError(f"path: expected an existing folder, found {str(path.parent)!r}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix == ".npz":
             arrays: dict[str, Any] = {
                 "schema": np.array(SCHEMA), "dt": np.array(recording.dt),
@@ -110,10 +108,6 @@ def save(recording: Fields, path: str | os.PathLike) -> Path:
                 np.savez_compressed(handle, **arrays)
         else:
             to_dataset(recording).to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

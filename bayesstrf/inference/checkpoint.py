@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,6 +23,7 @@ import jax
 import numpy as np
 
 from bayesstrf.errors import InputError
+from bayesstrf.files import atomic_path
 
 #: Format tag of checkpoint files (2: the lane-wise NUTS's state; 1 held NumPyro's).
 SCHEMA = "bayesstrf.inference.checkpoint/2"
@@ -74,14 +74,8 @@ def save(path: str | os.PathLike, key: str, state, checkpoint: Checkpoint) -> No
     arrays |= {f"state/{i}": np.asarray(leaf) for i, leaf in
                enumerate(jax.tree.leaves(state))}
     arrays |= {f"records/{name}": value for name, value in checkpoint.records.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def load(path: str | os.PathLike, key: str) -> Checkpoint:

@@ -20,7 +20,6 @@ import os
 import pickle
 import queue
 import sys
-import tempfile
 import threading
 import traceback
 from pathlib import Path
@@ -33,6 +32,7 @@ from bayesstrf.data import checks
 from bayesstrf.data.io import load_fit, save_fit
 from bayesstrf.data.recording import Recording
 from bayesstrf.errors import InputError, InputTypeError
+from bayesstrf.files import write_text
 from bayesstrf.inference.merge import merge_fits
 
 logger = logging.getLogger(__name__)
@@ -232,10 +232,7 @@ def _claim(out: Path, job: dict) -> None:
                 f"out: {str(out)!r} holds chunk files but no job.json, so they cannot be "
                 "checked to belong to this job; use another folder or remove them"
             )
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=".job.json.")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(job, handle, indent=1)
-        os.replace(tmp, path)
+        write_text(path, json.dumps(job, indent=1))
         return
     try:
         saved = json.loads(path.read_text())

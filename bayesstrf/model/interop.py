@@ -67,7 +67,6 @@ Files: ``.npz`` (``np.savez``, read back without pickle), ``.safetensors`` (need
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -77,6 +76,7 @@ import xarray as xr
 from bayesstrf.data import checks
 from bayesstrf.data.recording_files import read_npz
 from bayesstrf.errors import InputError, InputTypeError
+from bayesstrf.files import atomic_path
 from bayesstrf.model import activations
 
 WEIGHT = "readout.strf.kernel.weight"
@@ -199,18 +199,12 @@ def _save(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
                 f"path: writing {str(path)!r} needs the safetensors package "
                 "(pip install safetensors), or use a .npz file name"
             ) from None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix == ".npz":
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)  # type: ignore[arg-type]  # stub: allow_pickle
         else:
-            save_file(arrays, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            save_file(arrays, str(tmp))
     return path
 
 

@@ -15,15 +15,14 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from PIL import Image
 
-from bayesstrf.data.io import write_text_atomic
 from bayesstrf.data.recording import Recording
 from bayesstrf.errors import InputError, InputTypeError
 from bayesstrf.evaluation.diagnostics import ESS_PER_CHAIN_MIN, diagnose
 from bayesstrf.evaluation.scores import Comparison, held_out_metrics
+from bayesstrf.files import plain, write_text
 from bayesstrf.viz import plotting
 
 OUTPUTS = ("report.html", "summary.csv", "diagnostics.json")
@@ -150,10 +149,10 @@ def write_report(
     summary = _summary(comparison, diagnostics, metrics)
     page = _html(comparison, recording, test, diagnostics, metrics, truth, detail)
 
-    write_text_atomic(out / "summary.csv", summary.to_csv())
-    write_text_atomic(out / "diagnostics.json", json.dumps(
+    write_text(out / "summary.csv", summary.to_csv())
+    write_text(out / "diagnostics.json", json.dumps(
         {name: diagnostics_record(d) for name, d in diagnostics.items()}, indent=2))
-    write_text_atomic(out / "report.html", page)
+    write_text(out / "report.html", page)
     return out / "report.html"
 
 
@@ -161,10 +160,6 @@ def diagnostics_record(report) -> dict:
     """A `Diagnostics` as plain JSON types (NaN, e.g. r_hat of one chain, as ``None``):
     ``ok``, ``divergences``, ``tree_depth_saturated``, ``ebfmi``, ``warnings`` and
     ``neurons`` (neuron id -> its row of ``report.table``)."""
-    def plain(value):
-        value = value.item() if isinstance(value, np.generic) else value
-        return None if isinstance(value, float) and not np.isfinite(value) else value
-
     return {"ok": report.ok, "divergences": int(report.divergences),
             "tree_depth_saturated": int(report.saturated),
             "ebfmi": [plain(float(v)) for v in report.ebfmi], "warnings": list(report.warnings),
