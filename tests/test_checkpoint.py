@@ -99,3 +99,11 @@ def test_sigint_stops_cleanly_and_keeps_a_usable_checkpoint(recording_path, unin
     assert main(["fit", str(recording_path), "--out", str(out), *CLI]) == 2  # kept, not lost
     assert main(["fit", str(recording_path), "--out", str(out), "--resume", *CLI]) == 0
     same_draws(load_fit(out), uninterrupted)
+
+
+def test_the_file_format_names_itself_as_before():
+    """Checkpoints written by earlier versions (same format) keep resuming: the format tag is
+    data written into every file, not a module path, and moved with no module."""
+    from bayesstrf.inference.checkpoint import SCHEMA
+
+    assert SCHEMA == "bayesstrf.checkpoint/2"

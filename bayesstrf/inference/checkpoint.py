@@ -26,7 +26,7 @@ from bayesstrf.errors import InputError
 from bayesstrf.files import atomic_path
 
 #: Format tag of checkpoint files (2: the lane-wise NUTS's state; 1 held NumPyro's).
-SCHEMA = "bayesstrf.inference.checkpoint/2"
+SCHEMA = "bayesstrf.checkpoint/2"
 
 
 class Checkpoint(NamedTuple):
