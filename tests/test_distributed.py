@@ -231,7 +231,7 @@ def test_dask_job_survives_a_killed_worker(recording, tmp_path):
     out, killed = tmp_path / "out", []
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                     dashboard_address=None) as cluster,
+                     dashboard_address=":0") as cluster,  # any free port
         Client(cluster) as client,
     ):
         killer = threading.Thread(target=_kill_a_worker_mid_fit,
