@@ -96,5 +96,10 @@ def test_a_broken_schema_1_fit_names_what_it_lacks(tiny_fit, tmp_path):
     old = schema_1(tiny_fit)
     del old.attrs["priors"]
     old.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
-    with pytest.raises(ValueError, match=r"schema 'bayesstrf.fit/1' .*lacks .*'priors'"):
+    with pytest.raises(ValueError, match=r"fit/1' but lacks its attribute 'priors'"):
         load_fit(tmp_path / "old.nc")
+    old = schema_1(tiny_fit)
+    old.attrs["hyperparameters"] = "{not json"
+    old.to_netcdf(tmp_path / "bad.nc", engine="h5netcdf")
+    with pytest.raises(ValueError, match=r"fit/1' but its settings cannot be read \(JSONDecodeErr"):
+        load_fit(tmp_path / "bad.nc")

@@ -145,18 +145,27 @@ def _from_schema_1(tree: xr.DataTree) -> xr.DataTree:
     """A schema-1 fit in schema 2: JSON ``hyperparameters`` and ``priors`` attributes become
     the ``constant_data`` group, the JSON ``sampler`` attribute ``sampler_*`` attributes."""
     attrs = dict(tree.attrs)
-    missing = [key for key in ("hyperparameters", "priors", "sampler") if key not in attrs]
+    missing = [f"attribute {key!r}" for key in ("hyperparameters", "priors", "sampler")
+               if key not in attrs] + [f"group {group!r}" for group in ("posterior",)
+                                       if group not in tree.children]
     if missing:
-        raise InputError(f"has schema 'bayesstrf.fit/1' but lacks its attributes {missing}")
-    hyper = json.loads(attrs.pop("hyperparameters"))
+        raise InputError(f"has schema 'bayesstrf.fit/1' but lacks its {', '.join(missing)}")
     posterior = tree["posterior"]
+    try:
+        hyper = json.loads(attrs.pop("hyperparameters"))
+        constant = constant_data(
+            json.loads(attrs.pop("priors")), hyper["mean_rate"], hyper["stimulus_mean"],
+            hyper["stimulus_scale"], posterior["neuron"].values, posterior["freq"].values)
+        sampler = {f"sampler_{key}": value
+                   for key, value in json.loads(attrs.pop("sampler")).items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InputError(f"has schema 'bayesstrf.fit/1' but its settings cannot be read "
+                         f"({type(error).__name__}: {error})") from None
     tree = tree.copy()
-    tree["constant_data"] = xr.DataTree(constant_data(
-        json.loads(attrs.pop("priors")), hyper["mean_rate"], hyper["stimulus_mean"],
-        hyper["stimulus_scale"], posterior["neuron"].values, posterior["freq"].values))
-    sampler = {f"sampler_{key}": value for key, value in json.loads(attrs.pop("sampler")).items()}
+    tree["constant_data"] = xr.DataTree(constant)
     tree.attrs = attrs | sampler | {"schema": FIT_SCHEMA}
     return tree
+
 
 
 def _schema_problem(schema) -> str:
