@@ -211,3 +211,11 @@ def from_dataset[Built](ds, build: Callable[..., Built]) -> Built:
         specs, counts, float(ds.attrs["dt"]), freqs=ds["freq"].values,
         neuron_ids=ds["neuron"].values.astype(str), segment_ids=order,
     )
+
+
+def hash_arrays(digest, recording: Fields) -> None:
+    """Feed a recording's spectrograms and counts (as float64 bytes, segment by segment) to
+    ``digest`` (a `hashlib` object): the data part of every fingerprint of a recording."""
+    for spec, counts in zip(recording.spectrograms, recording.counts, strict=True):
+        digest.update(np.ascontiguousarray(spec, dtype=np.float64).tobytes())
+        digest.update(np.ascontiguousarray(counts, dtype=np.float64).tobytes())

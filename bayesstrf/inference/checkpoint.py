@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from bayesstrf.data.recording_files import hash_arrays
 from bayesstrf.errors import InputError
 from bayesstrf.files import atomic_path
 
@@ -56,9 +57,7 @@ class Checkpoint(NamedTuple):
 def fingerprint(recording, settings: dict) -> str:
     """SHA-256 over the recording's arrays and the JSON of ``settings``: what fixes the draws."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for spec, counts in zip(recording.spectrograms, recording.counts, strict=True):
-        digest.update(np.ascontiguousarray(spec, dtype=np.float64).tobytes())
-        digest.update(np.ascontiguousarray(counts, dtype=np.float64).tobytes())
+    hash_arrays(digest, recording)
     digest.update(json.dumps([recording.dt, list(map(str, recording.segment_ids))]).encode())
     return digest.hexdigest()
 

@@ -31,6 +31,7 @@ import xarray as xr
 from bayesstrf.data import checks
 from bayesstrf.data.io import load_fit, save_fit
 from bayesstrf.data.recording import Recording
+from bayesstrf.data.recording_files import hash_arrays
 from bayesstrf.errors import InputError, InputTypeError
 from bayesstrf.files import write_text
 from bayesstrf.inference.merge import merge_fits
@@ -217,9 +218,7 @@ def _recording_digest(recording: Recording) -> str:
         recording.dt, recording.neuron_ids.tolist(), recording.segment_ids.tolist(),
         np.asarray(recording.freqs, float).tolist(),
     ]).encode())
-    for spec, counts in zip(recording.spectrograms, recording.counts, strict=True):
-        digest.update(np.ascontiguousarray(spec, dtype=np.float64).tobytes())
-        digest.update(np.ascontiguousarray(counts, dtype=np.float64).tobytes())
+    hash_arrays(digest, recording)
     return digest.hexdigest()
 
 
