@@ -75,6 +75,9 @@ COMPILE_EVENTS = (
     "/jax/core/compile/backend_compile_duration",
 )
 
+#: Draws per chain of one block of the baseline's sampling under ``--baseline-cap``.
+BASELINE_BLOCK = 25
+
 #: Prior sd of the baseline's weights on the z-scored lag matrix.
 WEIGHT_SD = 1.0
 
@@ -113,6 +116,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="data and sampler seed")
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the report's notes (e.g. the machine was shared)")
+    parser.add_argument("--baseline-cap", type=float, default=None, metavar="SECONDS",
+                        help="stop the numpyro baseline's sampling once its warmup and "
+                        "sampling have run this long, and report the ESS/s of the draws it "
+                        "has (default: no cap)")
     for name in ("chains", "warmup", "baseline_warmup", "draws"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                             help=f"override (full: {FULL[name]}, quick: {QUICK[name]})")
@@ -253,7 +260,10 @@ def run_numpyro(problem: dict, family: str, s: dict, seed: int) -> dict:
     setup = time.perf_counter() - start
 
     model = functools.partial(baseline_model, family=family, priors=priors)
-    mcmc = MCMC(NUTS(model), num_warmup=s["baseline_warmup"], num_samples=s["draws"],
+    cap = s.get("baseline_cap")
+    # under a cap, sample in blocks of draws, each continuing from the last state
+    block = s["draws"] if cap is None else min(BASELINE_BLOCK, s["draws"])
+    mcmc = MCMC(NUTS(model), num_warmup=s["baseline_warmup"], num_samples=block,
                 num_chains=s["chains"], chain_method="sequential",
                 progress_bar=False)
     compile0, start = CLOCK.total, time.perf_counter()
@@ -261,11 +271,18 @@ def run_numpyro(problem: dict, family: str, s: dict, seed: int) -> dict:
     jax.block_until_ready(mcmc.post_warmup_state)
     warmup, compile_warmup = time.perf_counter() - start, CLOCK.total - compile0
     compile0, start = CLOCK.total, time.perf_counter()
-    mcmc.run(mcmc.post_warmup_state.rng_key, X, y,
-             extra_fields=("num_steps", "diverging"))
-    samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
+    blocks: list[tuple[dict, dict]] = []
+    while len(blocks) * block < s["draws"] and (
+            cap is None or not blocks or warmup + time.perf_counter() - start < cap):
+        if blocks:
+            mcmc.post_warmup_state = mcmc.last_state
+        mcmc.run(mcmc.post_warmup_state.rng_key, X, y,
+                 extra_fields=("num_steps", "diverging"))
+        blocks.append((jax.block_until_ready(mcmc.get_samples(group_by_chain=True)),
+                       mcmc.get_extra_fields(group_by_chain=True)))
     sampling, compile_sampling = time.perf_counter() - start, CLOCK.total - compile0
-    extra = mcmc.get_extra_fields(group_by_chain=True)
+    samples, extra = ({key: np.concatenate([np.asarray(part[i][key]) for part in blocks], 1)
+                       for key in blocks[0][i]} for i in (0, 1))
 
     from bayesstrf.model import activations
     act = activations.get(family)
@@ -279,6 +296,7 @@ def run_numpyro(problem: dict, family: str, s: dict, seed: int) -> dict:
         "sampling_s": sampling - compile_sampling,
         "total_s": setup + warmup + sampling,
         "phase_note": "compile excluded from warmup and sampling",
+        "draws_kept": len(blocks) * block,
         **summarise(draws, np.asarray(extra["num_steps"]), np.asarray(extra["diverging"]),
                     problem["truth_strf"]),
     }
@@ -431,7 +449,11 @@ def markdown(rows: list[dict], notes: list[str], env: dict, settings: dict) -> s
         f"{settings['baseline_warmup']} (numpyro, stan). Data: `bayesstrf.simulate` (1 neuron, "
         "1 trial, seed 0; natural-like or white stimulus as headed), the same recording for "
         "every method of a size, stimulus and family. See `benchmarks/performance.py` for "
-        "the models and the definitions.",
+        "the models and the definitions."
+        + (f" The numpyro baseline's warmup and sampling were capped at "
+           f"{settings['baseline_cap']:.0f} s: it keeps the draws it had (blocks of "
+           f"{BASELINE_BLOCK} per chain; see its row)." if settings.get("baseline_cap")
+           else ""),
         "",
         "Populations (neurons per hour, vectorised against a loop of fits) are measured by "
         "`python -m benchmarks.population`: see [population.md](population.md).",
@@ -473,6 +495,9 @@ def markdown(rows: list[dict], notes: list[str], env: dict, settings: dict) -> s
                 f"{_cell(r['gradients_per_draw'], 1)} | {_cell(r['ess_per_gradient'], 4)} | "
                 f"{_cell(r['max_rhat'], 3)} | {r['divergences']} | "
                 f"{_cell(r['strf_corr_truth'], 3)} | {_cell(r['peak_rss_mb'], 0)} |")
+            if r.get("draws_kept", settings["draws"]) < settings["draws"]:
+                lines[-1] = lines[-1].replace(f"| {r['method']} |", f"| {r['method']} (capped: "
+                                              f"{r['draws_kept']} draws per chain) |", 1)
         lines.append("")
         for other in ("numpyro", "stan"):
             per_s, per_grad = ratio(group, "ess_per_s", other), ratio(group, "ess_per_gradient",
@@ -495,7 +520,7 @@ def write(out: Path, rows: list[dict], notes: list[str], env: dict, settings: di
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    s = args.settings
+    s = args.settings | {"baseline_cap": args.baseline_cap}
     import jax
     import jax.monitoring
 
