@@ -155,7 +155,7 @@ def test_lag_matrix_over_the_memory_budget_is_refused_or_replaced(monkeypatch, c
     assert design.lagged is None and "convolution drive" in caplog.text
     assert_close32(strf_drive(jnp.asarray(weights), design), lag_matrix_drive(weights, specs))
     monkeypatch.setattr(designs, "LAG_MATRIX_BYTES", 3 * 4 * 80 * 4)
-    assert make_design(specs, 4, "auto").lagged.shape == (12, 80)
+    assert make_design(specs, 4, "auto").lagged.shape == (80, 12)
     with pytest.raises(ValueError, match=r"drive: expected one of \('auto', 'lag_matrix', "
                                          r"'conv'\), found 'fft'"):
         make_design(specs, 4, "fft")

@@ -4,13 +4,15 @@ Each segment is preceded by ``n_lags - 1`` zero columns, so the drive is causal,
 before a segment starts and never crosses from one segment into the next. Two engines compute
 it, chosen once per design (`make_design`'s ``drive``):
 
-- ``"lag_matrix"``: the lagged stimulus materialised once, ``(F L, T)`` float32, so that the
-  drive of every chain and neuron is one matrix product ``W (N, F L) @ X``. Inside the compiled
-  NUTS loop it measured 3-10x cheaper per gradient than the convolution on a CPU (the
-  convolution runs far slower inside a loop body than alone: jax-ml/jax issue 12868), and it
-  batches: chains vectorised over one ``X`` share every read of it.
+- ``"lag_matrix"``: the lagged stimulus materialised once, ``(T, F L)`` float32, so that the
+  drive of every chain and neuron is one matrix product ``X @ W^T`` with ``W (N, F L)``. Inside
+  the compiled NUTS loop it measured 3-10x cheaper per gradient than the convolution on a CPU
+  (the convolution runs far slower inside a loop body than alone: jax-ml/jax issue 12868), and
+  it batches: chains vectorised over one ``X`` share every read of it. Time runs down the rows:
+  stored ``(F L, T)``, the same product cost 6x more per gradient for one chain and 2x for two
+  (2026-12-07, 2-core CPU, in the loop), the transposed read of the gradient's ``X^T g``.
 - ``"conv"``: one convolution over time with ``F`` input and ``N`` output channels, O(N T)
-  memory and no ``(F L, T)`` matrix: the engine for recordings whose lag matrix exceeds the
+  memory and no ``(T, F L)`` matrix: the engine for recordings whose lag matrix exceeds the
   memory budget ``LAG_MATRIX_BYTES``.
 
 ``"auto"`` takes the lag matrix when it fits the budget. `lag_matrix` is the small, obvious
@@ -31,7 +33,7 @@ from bayesstrf.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-#: Largest lag matrix ``(F L, T)`` float32 that ``drive="auto"`` materialises: 1 GiB (the
+#: Largest lag matrix ``(T, F L)`` float32 that ``drive="auto"`` materialises: 1 GiB (the
 #: medium size of the benchmarks, F=32, L=20, T=1e5, takes 256 MB).
 LAG_MATRIX_BYTES = 1 << 30
 
@@ -52,8 +54,8 @@ class Design:
     ----------
     padded : array (F, P)
         Segments concatenated, each preceded by ``n_lags - 1`` zero columns.
-    lagged : array (F L, T) or None
-        The lag matrix, ``lagged[f L + l, t] = S[f, t - l]`` within each segment, when the
+    lagged : array (T, F L) or None
+        The lag matrix, ``lagged[t, f L + l] = S[f, t - l]`` within each segment, when the
         design uses the ``"lag_matrix"`` engine; None for ``"conv"``.
     valid : int array (T,)
         Column of ``padded`` holding each real time bin (segments in order).
@@ -117,8 +119,10 @@ def make_design(spectrograms: list[np.ndarray], n_lags: int, drive: str = "auto"
     valid = np.concatenate(valid_parts)
     lagged = None
     if _use_lag_matrix(drive, n_freq * n_lags * valid.size * 4):
-        stacked = np.stack([padded[:, valid - lag] for lag in range(n_lags)], axis=1)
-        lagged = jnp.asarray(stacked.reshape(n_freq * n_lags, valid.size))
+        stacked = np.empty((valid.size, n_freq, n_lags), np.float32)
+        for lag in range(n_lags):
+            stacked[:, :, lag] = padded[:, valid - lag].T
+        lagged = jnp.asarray(stacked.reshape(valid.size, n_freq * n_lags))
     return Design(
         padded=jnp.asarray(padded),
         lagged=lagged,
@@ -170,8 +174,8 @@ def strf_drive(weights: jnp.ndarray | np.ndarray, design: Design) -> jnp.ndarray
     """
     n_lags = _lags_of(weights, "weights", design)
     if design.lagged is not None:
-        return jnp.matmul(weights.reshape(weights.shape[0], -1), design.lagged,
-                          precision=jax.lax.Precision.HIGHEST)
+        return jnp.matmul(design.lagged, weights.reshape(weights.shape[0], -1).T,
+                          precision=jax.lax.Precision.HIGHEST).T
     drive = _causal_filter(design.padded[None], weights, groups=1)
     return drive[:, design.valid - (n_lags - 1)]
 
