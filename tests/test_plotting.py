@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib import pyplot as plt
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
 
@@ -153,24 +154,24 @@ def test_plot_psth_missing_trials_use_present_ones_and_ccraw(tiny_fit, tiny_simu
 def test_plot_comparison_orders_best_on_top(tmp_path):
     table = pd.DataFrame(
         {"elpd": [-120.0, -100.0, -150.0], "se": [5.0, 4.0, 6.0],
-         "elpd_diff": [20.0, 0.0, 50.0], "dse": [3.0, 0.0, 7.0]},
+         "elpd_diff": [-20.0, 0.0, -50.0], "dse": [3.0, 0.0, 7.0]},
         index=["sigmoid", "softplus", "exponential"],
     )
+    open_figures = plt.get_fignums()
     fig = plot_comparison(table)
+    assert plt.get_fignums() == open_figures  # released from pyplot: nothing accumulates
     assert isinstance(fig, Figure) and len(fig.axes) == 1
     (ax,) = fig.axes
-    points = ax.lines[0]
     ticks = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
     assert sorted(ticks, key=ticks.get, reverse=True) == ["softplus", "sigmoid", "exponential"]
-    by_y = dict(zip(points.get_ydata(), points.get_xdata(), strict=True))
+    (points,) = ax.collections
+    by_y = {y: x for x, y in points.get_offsets()}
     assert [by_y[ticks[name]] for name in ("softplus", "sigmoid", "exponential")] == [
-        -100.0, -120.0, -150.0]
-    assert max(by_y, key=by_y.get) == max(by_y)  # largest elpd drawn highest
-    # the error bars span +-se
-    bars = np.concatenate([seg[:, 0] for seg in ax.collections[0].get_segments()])
-    assert {-104.0, -96.0, -125.0, -115.0, -156.0, -144.0} == set(bars.round(6))
-    plot_comparison(table[["elpd", "se"]]).savefig(tmp_path / "comparison.png")
-    fig.savefig(tmp_path / "comparison_diff.png")
+        0.0, -20.0, -50.0]
+    # the error bars span the difference +- its se
+    bars = {tuple(line.get_xdata()) for line in ax.lines if len(set(line.get_ydata())) == 1}
+    assert {(-23.0, -17.0), (-57.0, -43.0)} <= bars
+    fig.savefig(tmp_path / "comparison.png")
 
 
 def test_bad_arguments(tiny_fit, tiny_simulation):
@@ -199,7 +200,49 @@ def test_bad_arguments(tiny_fit, tiny_simulation):
         plot_psth(tiny_fit, coarse)
     with pytest.raises(TypeError, match="recording"):
         plot_psth(tiny_fit, rec.counts)
-    with pytest.raises(ValueError, match="table: .*'se'"):
-        plot_comparison(pd.DataFrame({"elpd": [1.0]}, index=["a"]))
+    with pytest.raises(ValueError, match=r"table: .*missing \['elpd_diff', 'dse'\]"):
+        plot_comparison(pd.DataFrame({"elpd": [1.0], "se": [0.1]}, index=["a"]))
+    with pytest.raises(ValueError, match="table: expected finite values"):
+        plot_comparison(pd.DataFrame({"elpd": [np.nan], "elpd_diff": [0.0], "dse": [0.0]},
+                                     index=["a"]))
     with pytest.raises(TypeError, match="table"):
         plot_comparison({"elpd": [1.0], "se": [0.1]})
+
+
+def test_plot_parameter_forest_draws_each_chains_intervals(tiny_fit):
+    from bayesstrf.viz.plotting import activation_variables, plot_parameter_forest
+
+    assert activation_variables(tiny_fit) == ["beta", "b"]
+    post = tiny_fit["posterior"]
+    for variable in ("beta", "b"):
+        (ax,) = [a for a in plot_parameter_forest(tiny_fit, variable, prob=0.5).axes if a.lines]
+        drawn = {tuple(np.round(line.get_xdata(), 6)) for line in ax.lines
+                 if len(line.get_xdata()) == 2 and len(set(line.get_ydata())) == 1}
+        for neuron in range(post.sizes["neuron"]):
+            for chain in range(post.sizes["chain"]):
+                draws = post[variable].isel(neuron=neuron, chain=chain).values
+                for prob in (0.5, 0.94):
+                    interval = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2])
+                    assert tuple(np.round(interval, 6)) in drawn
+    with pytest.raises(ValueError, match=r"variable: expected a per-neuron parameter, .*'strf'"):
+        plot_parameter_forest(tiny_fit, "strf")
+
+
+def test_plot_chains_shows_the_element_with_the_largest_rhat(tiny_fit):
+    from bayesstrf.viz.plotting import plot_chains
+
+    tree = tiny_fit.copy()
+    strf = tree["posterior"]["strf"].copy()
+    neuron, freq, lag = 1, 2, 1
+    strf[{"chain": 0, "neuron": neuron, "freq": freq, "lag": lag}] += 10.0  # chains disagree
+    tree["posterior"]["strf"] = strf
+    fig = plot_chains(tree, "strf", neuron)
+    freq_id, lag_id = strf["freq"].values[freq], strf["lag"].values[lag]
+    title = fig.get_suptitle()
+    assert f"freq={freq_id}" in title and f"lag={lag_id}" in title
+    assert f"neuron={strf['neuron'].values[neuron]}" in title
+    chains = tree["posterior"].sizes["chain"]
+    assert all(len([line for line in ax.lines if len(line.get_xdata()) > 2]) == chains
+               for ax in fig.axes if ax.lines)
+    with pytest.raises(ValueError, match="variable: expected one of"):
+        plot_chains(tiny_fit, "nope")

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from bayesstrf import compare, fit
+from bayesstrf import compare, diagnose, fit
 from bayesstrf.viz.report import write_report
 from tests.conftest import TINY_FIT
 
@@ -25,11 +25,22 @@ def comparison(tiny_fit, tiny_simulation):
 
 def test_report_files(comparison, tiny_simulation, tmp_path):
     train, test = tiny_simulation.recording.split(["stim2"])
+    open_figures = plt.get_fignums()
     path = write_report(comparison, train, tmp_path, test=test)
+    assert plt.get_fignums() == open_figures  # arviz-plots' pyplot figures are released
     page = path.read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    # comparison + 2 neurons x 2 models x (STRF, nonlinearity, PSTH)
-    assert len(images) == 1 + 2 * 2 * 3
+    alts = re.findall(r'<img alt="([^"]+)"', page)
+    # comparison; per model, each activation parameter per neuron and chain, and the chains
+    # of the worst parameter where r_hat failed; per neuron and model STRF, nonlinearity, PSTH
+    failed = [m for m, tree in comparison.fits.items() if not diagnose(tree).table.rhat_ok.all()]
+    parameters = {"softplus": ("beta", "b"), "double_exponential": ("s", "a", "b")}
+    assert len(images) == len(alts) == 1 + 5 + len(failed) + 2 * 2 * 3
+    assert "elpd of each model" in alts
+    assert {f"{v} per neuron and chain ({m})" for m, vs in parameters.items() for v in vs} <= set(
+        alts)
+    assert sorted(a[a.rindex("(") + 1:-1] for a in alts if a.startswith("chains of ")) == sorted(
+        failed)
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     text = re.sub(r'src="data:image/png;base64,[^"]+"', "", page)  # base64 may spell http
     assert "http" not in text.replace("http-equiv", "")  # opens offline
@@ -81,7 +92,8 @@ def test_report_renders_in_headless_chromium(comparison, tiny_simulation, tmp_pa
     dom = subprocess.run([*browser, "--dump-dom", probe.as_uri()], capture_output=True,
                          text=True, timeout=120, check=True).stdout
     found, broken = map(int, re.search(r'id="probe">(\d+):(\d+)<', dom).groups())
-    assert (found, broken) == (1 + 2 * 2 * 3, 0)  # comparison + neurons x models x 3
+    assert (found, broken) == (path.read_text().count("<img"), 0)  # every figure decodes
+    assert found > 1 + 2 * 2 * 3  # comparison, neurons x models x 3, parameters per chain
     # the verdict is on the rendered page, before any figure
     verdict = html.escape(comparison.verdict()).lower()
     assert "Verdict" in dom and verdict in dom.lower()

@@ -57,19 +57,25 @@ def test_sbc_each_strf_prior_is_calibrated(strf):
     assert result.passes(0.01)
 
 
-def test_plot_sbc_draws_one_histogram_per_parameter():
+def test_plot_sbc_draws_the_pit_ecdf_of_each_parameter():
     from bayesstrf.evaluation.validate import SBC
     from bayesstrf.viz.plotting import plot_sbc
 
-    ranks = pd.DataFrame({"a": [0, 1, 2, 3, 9, 9], "b": [5, 5, 5, 5, 5, 5]})
-    result = SBC(ranks, pd.Series({"a": 0.5, "b": 0.001}), n_ranks=10, bins=5,
-                 divergences=pd.Series([0] * 6))
+    # 'a' exactly uniform over the 10 ranks; 'b' always rank 5: miscalibrated
+    ranks = pd.DataFrame({"a": np.tile(np.arange(10), 6), "b": np.full(60, 5)})
+    result = SBC(ranks, pd.Series({"a": 1.0, "b": 0.0}), n_ranks=10, bins=5,
+                 divergences=pd.Series([0] * 60))
     fig = plot_sbc(result, title="t")
     axes = [ax for ax in fig.axes if ax.axison]
-    assert [ax.get_title() for ax in axes] == ["a\np = 0.50", "b\np = 0.00"]
-    heights = [[patch.get_height() for patch in ax.patches if patch.get_width() == 0.9]
-               for ax in axes]
-    assert heights == [[2, 2, 0, 0, 2], [0, 0, 6, 0, 0]]
+    assert [ax.get_title() for ax in axes] == ["a", "b"]
+    for ax, name in zip(axes, "ab", strict=True):
+        curve = max(ax.lines, key=lambda line: len(line.get_xdata()))
+        x, y = np.asarray(curve.get_xdata(), float), np.asarray(curve.get_ydata(), float)
+        pit = (ranks[name].to_numpy() + 0.5) / 10
+        ecdf = (pit[:, None] <= x[None, :] + 1e-9).mean(axis=0)
+        np.testing.assert_allclose(y, ecdf - x, atol=1e-6)
+    flagged = [len(ax.collections[0].get_offsets()) if ax.collections else 0 for ax in axes]
+    assert flagged[0] == 0 and flagged[1] > 0
     with pytest.raises(TypeError, match=r"result: expected a bayesstrf.evaluation.validate.SBC"):
         plot_sbc(ranks)
     with pytest.raises(ValueError, match=r"level: expected a probability"):

@@ -1,9 +1,10 @@
 """`write_report`: one self-contained HTML file (figures embedded) plus CSV/JSON summaries.
 
 Up to `MAX_DETAILED_NEURONS` neurons, the report draws each neuron's STRF, nonlinearity and PSTH
-for every model; above it, population summaries per model instead (all STRFs in one grid,
-per-neuron elpd differences, r_hat and ESS per neuron), and the per-neuron figures only of the
-neurons asked for (``neurons=``).
+for every model, and each activation parameter's intervals per chain (with the chains of the
+worst parameter where r_hat failed); above it, population summaries per model instead (all
+STRFs in one grid, per-neuron elpd differences, r_hat and ESS per neuron), and the per-neuron
+figures only of the neurons asked for (``neurons=``).
 """
 
 from __future__ import annotations
@@ -183,6 +184,23 @@ def _folded(summary: str, body: str) -> str:
     return f"<details><summary>{html.escape(summary)}</summary>{body}</details>"
 
 
+def _chain_figures(name: str, fit, report) -> str:
+    """Each activation parameter's intervals per neuron and chain; where r_hat failed, the
+    chains of the worst parameter of the worst neuron."""
+    parts = [_figure(plotting.plot_parameter_forest(fit, variable),
+                     alt=f"{variable} per neuron and chain ({name})",
+                     caption=f"{name}: {variable}, 89% and 94% intervals of each chain.")
+             for variable in plotting.activation_variables(fit)]
+    if not report.table.rhat_ok.all():
+        neuron = report.table.max_rhat.idxmax()
+        variable = report.table.worst_rhat[neuron]
+        parts.append(_figure(plotting.plot_chains(fit, variable, neuron),
+                             alt=f"chains of {variable} of {neuron} ({name})", wide=True,
+                             caption=f"{name}: the largest r_hat, {variable} of {neuron}: each "
+                                     "chain's distribution and rank ECDF; they should overlap."))
+    return "".join(parts)
+
+
 def _html(comparison, recording, test, diagnostics, metrics, truth, detail) -> str:
     esc = html.escape
     population = recording.n_neurons > MAX_DETAILED_NEURONS
@@ -219,7 +237,7 @@ def _html(comparison, recording, test, diagnostics, metrics, truth, detail) -> s
             parts.append(_folded(f"{name}: table per neuron ({recording.n_neurons} rows) and "
                                  f"{len(report.warnings)} warnings", table + warned))
         else:
-            parts.append(table + warned)
+            parts.append(table + warned + _chain_figures(name, comparison.fits[name], report))
 
     parts.append(f"<h2>Comparison</h2><p>{esc(comparison.method)}</p>")
     parts.append(comparison.table.to_html(float_format="%.2f"))

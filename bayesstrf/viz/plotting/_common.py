@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from matplotlib.figure import Figure
 
 from bayesstrf.data import checks
 from bayesstrf.errors import InputError, InputTypeError
@@ -81,8 +82,8 @@ def _interval(draws: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray
 
 
 # ---- STRF ------------------------------------------------------------------------------------
-def _check_table(table, columns: tuple[str, str]) -> None:
-    """Refuse a ``table`` argument that is not a DataFrame with both ``columns``."""
+def _check_table(table, columns: tuple[str, ...]) -> None:
+    """Refuse a ``table`` argument that is not a DataFrame with every one of ``columns``."""
     import pandas as pd
 
     if not isinstance(table, pd.DataFrame):
@@ -90,9 +91,21 @@ def _check_table(table, columns: tuple[str, str]) -> None:
     missing = [column for column in columns if column not in table.columns]
     if missing:
         raise InputError(
-            f"table: expected columns '{columns[0]}' and '{columns[1]}', missing {missing} "
+            f"table: expected columns {', '.join(map(repr, columns))}, missing {missing} "
             f"(found {list(table.columns)})"
         )
+
+
+def _arviz_figure(plot, *args, **kwargs) -> Figure:
+    """Draw with an `arviz_plots` function on its matplotlib backend and return the figure,
+    released from pyplot (so nothing accumulates in pyplot's registry and a notebook shows it
+    once, as the returned value)."""
+    from matplotlib import pyplot
+
+    collection = plot(*args, backend="matplotlib", **kwargs)
+    figure = collection.viz["figure"].item()
+    pyplot.close(figure)
+    return figure
 
 
 # ---- population summaries --------------------------------------------------------------------

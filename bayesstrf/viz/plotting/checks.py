@@ -10,7 +10,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from bayesstrf.errors import InputError, InputTypeError
-from bayesstrf.viz.plotting._common import _pick
+from bayesstrf.viz.plotting._common import _arviz_figure, _pick
 
 
 def plot_prior_predictive(prior: xr.DataTree, neuron: int | str = 0, *,
@@ -66,8 +66,13 @@ def plot_prior_predictive(prior: xr.DataTree, neuron: int | str = 0, *,
 
 
 # ---- simulation-based calibration ------------------------------------------------------------
-def plot_sbc(result, *, title: str = "", level: float = 0.99, fig=None) -> Figure:
-    """Rank histograms of an SBC run, one panel per checked parameter.
+def plot_sbc(result, *, title: str = "", level: float = 0.99) -> Figure:
+    """The SBC ranks' PIT Delta-ECDFs (`arviz_plots.plot_ecdf_pit`), one panel per checked
+    parameter.
+
+    Each replicate's rank ``r`` in ``0 .. n_ranks - 1`` becomes the PIT value
+    ``(r + 1/2) / n_ranks``; under a calibrated posterior these are uniform and the curve (the
+    ECDF minus the uniform CDF) stays near 0.
 
     Parameters
     ----------
@@ -75,42 +80,29 @@ def plot_sbc(result, *, title: str = "", level: float = 0.99, fig=None) -> Figur
     title : str
         Figure title.
     level : float
-        Probability of the grey band: where each bin's count falls with that probability
-        when ranks are uniform (binomial quantiles).
-    fig : Figure or SubFigure, optional
-        Where to draw (e.g. one subfigure per run); a new figure by default.
+        ArviZ's uniformity test runs at significance ``1 - level``: its p-value is written in
+        each panel and the PIT values that contribute most to a rejection are marked.
 
     Returns
     -------
     Figure
-        ``fig`` or the new figure: one axes per parameter, titled with its name and
-        chi-square p-value.
+        One axes per parameter, titled with its name (the chi-square p-values of
+        ``result.p_values`` are the test `sbc` itself reports).
     """
-    from scipy.stats import binom
+    import arviz_plots
 
-    from bayesstrf.evaluation.calibration import SBC, rank_histogram
+    from bayesstrf.evaluation.calibration import SBC
 
     if not isinstance(result, SBC):
         raise InputTypeError(
             f"result: expected a bayesstrf.evaluation.validate.SBC, found {type(result).__name__}")
     if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
         raise InputError(f"level: expected a probability strictly between 0 and 1, found {level!r}")
-    names = list(result.ranks.columns)
-    replicates = len(result.ranks)
-    columns = min(4, len(names))
-    rows = -(-len(names) // columns)
-    if fig is None:
-        fig = Figure(figsize=(2.6 * columns, 2.0 * rows + 0.4), layout="constrained")
-    axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    low, high = binom.interval(level, replicates, 1 / result.bins)
-    for ax, name in zip(axes, names, strict=False):
-        counts = rank_histogram(result.ranks[name].to_numpy(int), result.n_ranks, result.bins)
-        ax.axhspan(low, high, color="0.85", zorder=0)
-        ax.bar(np.arange(result.bins), counts, width=0.9, color="C0")
-        ax.set_title(f"{name}\np = {result.p_values[name]:.2f}", fontsize="small")
-        ax.set_xticks([])
-    for ax in axes[len(names):]:
-        ax.set_axis_off()
+    pit = xr.Dataset({str(name): ("replicate", (result.ranks[name].to_numpy(float) + 0.5)
+                                  / result.n_ranks) for name in result.ranks.columns})
+    fig = _arviz_figure(arviz_plots.plot_ecdf_pit, xr.DataTree.from_dict({"prior_sbc": pit}),
+                        sample_dims=["replicate"], envelope_prob=level,
+                        figure_kwargs={"layout": "constrained"})
     if title:
         fig.suptitle(title)
     return fig

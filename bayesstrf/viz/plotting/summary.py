@@ -10,55 +10,38 @@ from matplotlib.ticker import MaxNLocator
 
 from bayesstrf.errors import InputError, InputTypeError
 from bayesstrf.evaluation.diagnostics import RHAT_MAX
-from bayesstrf.viz.plotting._common import _check_table, _posterior
+from bayesstrf.viz.plotting._common import _arviz_figure, _check_table, _pick, _posterior, _prob
 
 
 def plot_comparison(table) -> Figure:
-    """ELPD of several models with +-1 se error bars, the best at the top.
+    """Each model's elpd difference to the best, +- the se of that difference
+    (`arviz_plots.plot_compare`), the best at the top at 0.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        Indexed by model name, with columns ``elpd`` and ``se`` (as from
-        `arviz_stats.compare`); when ``elpd_diff`` and ``dse`` are present too, each
-        non-best model also gets a grey triangle at ``best elpd - elpd_diff`` with +-``dse``
-        (the se of the difference), just below its own point.
+        Indexed by model name, with columns ``elpd``, ``elpd_diff`` (<= 0, ArviZ's sign) and
+        ``dse``, as from `bayesstrf.evaluation.comparison.compare` or `arviz_stats.compare`;
+        any row order.
 
     Returns
     -------
     Figure
-        With one axes; its first line holds the elpd points, top to bottom in decreasing
-        elpd, and the y tick labels are the model names.
+        With one axes whose y tick labels are the model names, best at the top.
     """
+    import arviz_plots
     import pandas as pd
 
-    _check_table(table, ("elpd", "se"))
+    _check_table(table, ("elpd", "elpd_diff", "dse"))
     if table.empty:
         raise InputError("table: expected at least one model, found none")
-    elpd = pd.to_numeric(table["elpd"], errors="coerce").to_numpy(float)
-    se = pd.to_numeric(table["se"], errors="coerce").to_numpy(float)
-    if not np.isfinite(elpd).all():
-        raise InputError("table: expected finite values in column 'elpd'")
-
-    order = np.argsort(-elpd, kind="stable")
-    names = [str(table.index[i]) for i in order]
-    n = len(order)
-    y = np.arange(n)[::-1].astype(float)  # best at the top
-    fig = Figure(figsize=(6, 1.2 + 0.5 * n), layout="constrained")
-    ax = fig.add_subplot()
-    ax.errorbar(elpd[order], y, xerr=np.nan_to_num(se[order]), fmt="o", color="k",
-                capsize=3, label="elpd +- se")
-    ax.axvline(elpd[order[0]], color="0.6", linestyle="--", linewidth=1)
-    if {"elpd_diff", "dse"} <= set(table.columns) and n > 1:
-        diff = pd.to_numeric(table["elpd_diff"], errors="coerce").to_numpy(float)[order[1:]]
-        dse = pd.to_numeric(table["dse"], errors="coerce").to_numpy(float)[order[1:]]
-        ax.errorbar(elpd[order[0]] - np.abs(diff), y[1:] - 0.2, xerr=np.nan_to_num(dse),
-                    fmt="^", color="0.5", capsize=3, label="difference +- dse")
-    ax.set_yticks(y, names)
-    ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("elpd (log scale; higher is better)")
-    ax.legend(loc="best", fontsize="small")
-    return fig
+    values = table[["elpd", "elpd_diff", "dse"]].apply(pd.to_numeric, errors="coerce")
+    if not np.isfinite(values[["elpd", "elpd_diff"]].to_numpy(float)).all():
+        raise InputError("table: expected finite values in columns 'elpd' and 'elpd_diff'")
+    ranked = values.sort_values("elpd", ascending=False, kind="stable").fillna({"dse": 0.0})
+    ranked.index = ranked.index.map(str)
+    return _arviz_figure(arviz_plots.plot_compare, ranked, figure_kwargs={
+        "figsize": (6, 1.2 + 0.5 * len(ranked)), "layout": "constrained"})
 
 
 def plot_strf_grid(fit: xr.DataTree, *, columns: int = 10) -> Figure:
@@ -213,3 +196,87 @@ def plot_convergence(table, *, ess_min: float, rhat_max: float = RHAT_MAX) -> Fi
 
 
 # ---- prior predictive ------------------------------------------------------------------------
+
+
+# ---- chains ------------------------------------------------------------------------------------
+def activation_variables(fit: xr.DataTree) -> list[str]:
+    """The fit's activation parameters on their natural scale: the constrained views, and the
+    sampled parameters that have none (e.g. sigmoid's ``c``)."""
+    from bayesstrf.model import activations
+
+    family = activations.get(fit.attrs["activation"])
+    raw = set(family.constrained.values())
+    return [name for name in family.params if name not in raw] + list(family.constrained)
+
+
+def plot_parameter_forest(fit: xr.DataTree, variable: str, *, prob: float = 0.89) -> Figure:
+    """One per-neuron parameter's intervals, one line per neuron and chain
+    (`arviz_plots.plot_forest`): chains that sampled the same posterior give aligned intervals.
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+    variable : str
+        A posterior variable of dims ``(chain, draw, neuron)``, e.g. one of
+        `activation_variables`.
+    prob : float
+        Probability of the thick equal-tailed interval (the thin one is 0.94).
+
+    Returns
+    -------
+    Figure
+        One row per neuron, one line per chain in each.
+    """
+    import arviz_plots
+
+    post = _posterior(fit)
+    if variable not in post or post[variable].dims != ("chain", "draw", "neuron"):
+        per_neuron = [name for name in post.data_vars
+                      if post[name].dims == ("chain", "draw", "neuron")]
+        raise InputError(f"variable: expected a per-neuron parameter, one of {per_neuron}, "
+                         f"found {variable!r}")
+    rows = post.sizes["neuron"] * post.sizes["chain"]
+    return _arviz_figure(arviz_plots.plot_forest, fit, var_names=[variable], combined=False,
+                         ci_kind="eti", ci_probs=(_prob(prob), 0.94), figure_kwargs={
+                             "figsize": (5, 0.8 + 0.12 * rows), "layout": "constrained"})
+
+
+def plot_chains(fit: xr.DataTree, variable: str, neuron: int | str = 0) -> Figure:
+    """One parameter's marginal density and rank Delta-ECDF, per chain
+    (`arviz_plots.plot_rank_dist`), for a neuron; of a multi-dimensional variable (``strf``)
+    the element with the largest r_hat. The figure to read when r_hat fails.
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+    variable : str
+        A posterior variable, e.g. a diagnostics table's ``worst_rhat``.
+    neuron : int or str
+        Index or id.
+    """
+    import arviz_plots
+    import arviz_stats
+
+    post = _posterior(fit)
+    if variable not in post:
+        raise InputError(f"variable: expected one of {sorted(map(str, post.data_vars))}, found "
+                         f"{variable!r}")
+    index = _pick(neuron, post["neuron"].values, "neuron")
+    values = post[variable].isel(neuron=index)
+    coords = {"neuron": post["neuron"].values[index]}
+    if values.ndim > 2:
+        rhat = arviz_stats.rhat(values)
+        worst = np.unravel_index(int(np.nanargmax(rhat.values)), rhat.shape)
+        coords |= {dim: rhat[dim].values[i] if dim in rhat.coords else i
+                   for dim, i in zip(rhat.dims, worst, strict=True)}
+    # the divergences of that neuron's lanes, marked under the densities
+    groups = {"posterior": post[[variable]]}
+    if "sample_stats" in fit and "diverging" in fit["sample_stats"]:
+        diverging = fit["sample_stats"]["diverging"]
+        groups["sample_stats"] = xr.Dataset({"diverging": diverging.isel(neuron=index)
+                                             if "neuron" in diverging.dims else diverging})
+    fig = _arviz_figure(arviz_plots.plot_rank_dist, xr.DataTree.from_dict(groups),
+                        var_names=[variable], coords=coords,
+                        figure_kwargs={"figsize": (8, 2.6), "layout": "constrained"})
+    fig.suptitle(f"{variable} [{', '.join(f'{k}={v}' for k, v in coords.items())}], per chain")
+    return fig
