@@ -552,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
                     row["error"] = f"{type(error).__name__}: {error}"
                 row["peak_rss_mb"] = peak_rss_mb()
                 rows.append(row)
+                # every row compiles new programs: kept, they exhausted LLVM's code memory
+                # ("Unable to allocate section memory") on the 8th row of a run
+                jax.clear_caches()
                 write(args.out, rows, notes, env, s)
                 summary = (row.get("error") or f"min ESS {row['min_ess_bulk']:.0f}, ESS/s "
                            f"{row['ess_per_s']:.3f}, total {row['total_s']:.0f} s")
