@@ -64,26 +64,8 @@ def test_scale_draws_follow_the_conditional_inverse_gamma():
     assert kstest(draws[:, 0] ** 2, conditional.cdf).pvalue > 0.01
 
 
-def test_noncentred_ridge_is_the_same_prior_as_the_marginal():
-    """The weights' radius under ``strf_scale * N(0, I)`` against its closed form under the
-    marginal multivariate t: ``|Z|^2 / (D s^2) ~ F(D, df)``."""
-    prior = Ridge(drive_scale=2.0, df=4.0, noncentred=True)
-    assert prior.dims == {"strf_scale": ("neuron",), "strf_white": ("neuron", "freq", "lag")}
-    assert strf.from_spec(prior.spec()) == prior
-    draws = []
-    for seed in range(2000):
-        with handlers.seed(rng_seed=seed):
-            draws.append(np.asarray(prior.sample(1, 3, 4).weights)[0])
-    radius2 = (np.square(draws)).sum(axis=(1, 2))
-    s2 = (2.0 / np.sqrt(12)) ** 2
-    assert kstest(radius2 / (12 * s2), f_dist(12, 4.0).cdf).pvalue > 0.01
-    samples = {"strf_white": np.zeros((1, 3, 1, 3, 4)), "strf_scale": np.ones((1, 3, 1))}
-    assert prior.completed(samples, jax.random.PRNGKey(0)) is samples  # sampled, not completed
-
-
 def test_names_and_bad_priors():
     assert isinstance(strf.get("ridge"), Ridge)
-    assert strf.get("ridge:noncentred") == Ridge(noncentred=True)
     custom = Ridge(drive_scale=3.0)
     assert strf.get(custom) is custom
     with pytest.raises(ValueError, match=r"strf: .*did you mean 'ridge'"):

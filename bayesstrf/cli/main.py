@@ -40,7 +40,7 @@ exit codes:
 def _sampler_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lags", type=_integer, default=12, help="STRF lags (default 12)")
     parser.add_argument("--strf", default="ridge", help="STRF prior: ridge (default), smooth, "
-                        "localized, sparse, lowrank:<rank> or ridge:noncentred")
+                        "localized, sparse or lowrank:<rank>")
     parser.add_argument("--chains", type=_integer, default=4)
     parser.add_argument("--warmup", type=_integer, default=500)
     parser.add_argument("--draws", type=_integer, default=1000)

@@ -175,8 +175,7 @@ def fit(
         Output nonlinearity (deepSTRF's families, or the exponential GLM baseline).
     strf : str or prior object
         STRF prior, by name (``"ridge"``, ``"smooth"``, ``"localized"``, ``"sparse"``,
-        ``"lowrank"``, ``"lowrank:<rank>"`` or ``"ridge:noncentred"``) or instance (see
-        `bayesstrf.model.strf`).
+        ``"lowrank"`` or ``"lowrank:<rank>"``) or instance (see `bayesstrf.model.strf`).
     n_lags : int
         Lags of the STRF, lag 0 = current bin.
     chains, warmup, draws : int

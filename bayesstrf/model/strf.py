@@ -96,8 +96,8 @@ def from_spec(spec: dict):
 
 
 def get(prior):
-    """An STRF prior from a name (``"lowrank:2"`` gives rank 2, ``"ridge:noncentred"`` the
-    non-centred `Ridge`) or an instance of a `StrfPrior`; unknown names suggest the closest."""
+    """An STRF prior from a name (``"lowrank:2"`` gives rank 2) or an instance of a
+    `StrfPrior`; unknown names suggest the closest."""
     if not isinstance(prior, str | type) and isinstance(prior, StrfPrior):
         return prior
     if isinstance(prior, str):
@@ -106,11 +106,9 @@ def get(prior):
             return REGISTRY[name]()
         if name == "lowrank" and rank.isdigit():
             return LowRank(rank=int(rank))
-        if name == "ridge" and rank == "noncentred":
-            return Ridge(noncentred=True)
     close = difflib.get_close_matches(str(prior), REGISTRY, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise InputError(
-        f"strf: expected one of {sorted(REGISTRY)} (or 'lowrank:<rank>', 'ridge:noncentred') "
-        f"or a prior object (bayesstrf.model.strf.StrfPrior), found {prior!r}{hint}"
+        f"strf: expected one of {sorted(REGISTRY)} (or 'lowrank:<rank>') or a prior object "
+        f"(bayesstrf.model.strf.StrfPrior), found {prior!r}{hint}"
     )

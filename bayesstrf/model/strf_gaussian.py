@@ -78,21 +78,13 @@ class _WhiteLatent:
 
 @dataclass(frozen=True)
 class Ridge(_WhiteLatent):
-    """Gaussian (ridge) prior whose per-neuron variance is learned.
+    """Gaussian (ridge) prior whose per-neuron variance is learned, marginalised analytically.
 
-    ``strf_std[n] | v_n ~ Normal(0, v_n I)``, ``v_n = strf_scale^2`` with the inverse-gamma
-    hyperprior of `_WhiteLatent`. Two parameterisations of the same prior:
-
-    - marginal (default): the sampler sees the marginal multivariate-t prior
-      (`IsotropicStudentT`), so there is no funnel between the scale and the weights;
-      ``strf_scale`` is drawn afterwards from its exact conditional, which completes a draw of
-      the joint posterior (as NumPyro's ``infer_discrete`` does for marginalised discrete
-      sites). Best where the data pin the weights down.
-    - ``noncentred=True``: ``strf_scale`` and a white ``strf_white ~ N(0, I)`` are sampled,
-      ``strf_std = strf_scale * strf_white``. Where the data say little about the weights
-      (a weakly driven unit, hundreds of weights) the marginal prior's heavy-tailed radius
-      is the slow direction of the posterior; the non-centred pair is nearly independent
-      there.
+    ``strf_std[n] | v_n ~ Normal(0, v_n I)``: the sampler sees the marginal multivariate-t
+    prior (`IsotropicStudentT`), so there is no funnel between the scale and 200-odd weights;
+    ``strf_scale = sqrt(v_n)`` is drawn afterwards from its exact conditional, which completes
+    a draw of the joint posterior (as NumPyro's ``infer_discrete`` does for marginalised
+    discrete sites).
 
     Parameters
     ----------
@@ -100,34 +92,15 @@ class Ridge(_WhiteLatent):
         Prior scale of the drive, in the activation's input units.
     df : float
         Degrees of freedom of the inverse-gamma hyperprior (4: weakly informative, heavy tail).
-    noncentred : bool
-        Sample the scale and a white latent instead of the marginal (see above).
     """
 
-    noncentred: bool = False
     name = "ridge"
-
-    @property
-    def latent(self) -> str:  # type: ignore[override]
-        return "strf_white" if self.noncentred else "strf_std"
-
-    @property
-    def dims(self) -> dict:
-        return {"strf_scale": ("neuron",), self.latent: ("neuron", "freq", "lag")}
+    latent = "strf_std"
+    dims = {"strf_scale": ("neuron",), "strf_std": ("neuron", "freq", "lag")}
 
     def sample(self, n_neurons: int, n_freq: int, n_lags: int) -> Kernel:
         """Sample the latents; return the internal-basis `Kernel`."""
-        if not self.noncentred:
-            return Kernel(self._white(n_neurons, n_freq, n_lags))
-        scale = self._scale(n_neurons, n_freq, n_lags)
-        white = numpyro.sample(self.latent, dist.Normal(0.0, 1.0)
-                               .expand((n_neurons, n_freq, n_lags)).to_event(3))
-        return Kernel(scale[:, None, None] * white)
-
-    def completed(self, samples: dict, key) -> dict:
-        """Marginal: the draws with ``strf_scale`` from its exact conditional (`_WhiteLatent`);
-        non-centred: the draws as they are."""
-        return samples if self.noncentred else super().completed(samples, key)
+        return Kernel(self._white(n_neurons, n_freq, n_lags))
 
 
 @dataclass(frozen=True)
