@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/bayesstrf simulate --out results/demo.npz --neurons 2 --freqs 12 --lags 8 \
 	  --time 8000 --trials 4 --segments 4 --drive-sd 0.3 --seed 0 --force
 	$(VENV)/bin/bayesstrf compare results/demo.npz --out results --lags 8 --chains 4 \
-	  --warmup 300 --draws 500 --seed 0 --force
+	  --warmup 500 --draws 1000 --seed 0 --force
 
 # The notebooks run in quick mode (tiny sizes, short chains): a smoke test of each tutorial.
 # Compiling NUTS dominates, about 45 s of CPU per fit, 7 fits in all; the cell timeout is
