@@ -25,7 +25,10 @@ def test_small_recovery(tmp_path):
     tree = fit(sim.recording, "softplus", n_lags=4, chains=2, warmup=300, draws=200, seed=1,
                progress=False)
     report = diagnose(tree)
-    assert report.divergences == 0
+    # under 1% of the 400 draws (the validation's criterion): over sampler seeds 1-4 this fit
+    # diverged 0, 2, 0, 0 times with the lag matrix stored (F L, T) and 2, 0, 1, 2 times stored
+    # (T, F L) (2026-12-07): the same model, other rounding; seed 1 went from 0 to 2
+    assert report.divergences < 0.01 * 400
     assert report.table["max_rhat"].max() < 1.05
     assert coverage(tree, sim.truth["strf"]) >= 0.75
     mean = tree["posterior"]["strf"].mean(("chain", "draw")).values.ravel()

@@ -191,7 +191,7 @@ def _chain_figures(name: str, fit, report) -> str:
                      alt=f"{variable} per neuron and chain ({name})",
                      caption=f"{name}: {variable}, 89% and 94% intervals of each chain.")
              for variable in plotting.activation_variables(fit)]
-    if not report.table.rhat_ok.all():
+    if report.table.max_rhat.notna().any() and not report.table.rhat_ok.all():  # >= 2 chains
         neuron = report.table.max_rhat.idxmax()
         variable = report.table.worst_rhat[neuron]
         parts.append(_figure(plotting.plot_chains(fit, variable, neuron),
