@@ -81,7 +81,7 @@ def _interval(draws: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray
     return lower, upper
 
 
-# ---- STRF ------------------------------------------------------------------------------------
+# ---- tables and ArviZ figures ----------------------------------------------------------------
 def _check_table(table, columns: tuple[str, ...]) -> None:
     """Refuse a ``table`` argument that is not a DataFrame with every one of ``columns``."""
     import pandas as pd

@@ -262,8 +262,11 @@ def plot_chains(fit: xr.DataTree, variable: str, neuron: int | str = 0) -> Figur
         raise InputError(f"variable: expected one of {sorted(map(str, post.data_vars))}, found "
                          f"{variable!r}")
     index = _pick(neuron, post["neuron"].values, "neuron")
-    values = post[variable].isel(neuron=index)
-    coords = {"neuron": post["neuron"].values[index]}
+    values = post[variable]
+    coords = {}
+    if "neuron" in values.dims:  # not a population's shared site (pooling="activation")
+        values = values.isel(neuron=index)
+        coords = {"neuron": post["neuron"].values[index]}
     if values.ndim > 2:
         rhat = arviz_stats.rhat(values)
         worst = np.unravel_index(int(np.nanargmax(rhat.values)), rhat.shape)
