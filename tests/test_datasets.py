@@ -16,6 +16,8 @@ from bayesstrf.data.datasets import (
     ns1_spectrogram,
     ns1_test_segments,
 )
+from bayesstrf.data.io import load_fit
+from bayesstrf.viz.plotting import activation_variables
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(
@@ -68,7 +70,12 @@ def test_cli_compare_on_songbird_writes_a_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "report:" in printed
     page = (out / "report.html").read_text()
-    assert "Held-out prediction" in page and page.count("data:image/png") == 1 + 3 * 3
+    # the comparison; per family, a forest per activation parameter (one chain: no r_hat, so no
+    # chain figure); per family, STRF, nonlinearity and PSTH of the one neuron
+    forests = sum(len(activation_variables(tree)) for tree in map(load_fit, out.glob("fit_*.nc")))
+    assert forests == 2 + 3 + 3  # softplus (beta, b); double exponential (s, a, b); sigmoid (c, b, a)
+    assert "Held-out prediction" in page
+    assert page.count("data:image/png") == 1 + forests + 3 * 3
     assert sorted(p.name for p in out.glob("fit_*.nc")) == [
         "fit_double_exponential.nc", "fit_sigmoid.nc", "fit_softplus.nc"]
     # report regenerates from the folder alone
