@@ -73,7 +73,7 @@ def test_cli_compare_on_songbird_writes_a_report(tmp_path, capsys):
     # the comparison; per family, a forest per activation parameter (one chain: no r_hat, so no
     # chain figure); per family, STRF, nonlinearity and PSTH of the one neuron
     forests = sum(len(activation_variables(tree)) for tree in map(load_fit, out.glob("fit_*.nc")))
-    assert forests == 2 + 3 + 3  # softplus (beta, b); double exponential (s, a, b); sigmoid (c, b, a)
+    assert forests == 2 + 3 + 3  # softplus beta, b; double exponential s, a, b; sigmoid c, b, a
     assert "Held-out prediction" in page
     assert page.count("data:image/png") == 1 + forests + 3 * 3
     assert sorted(p.name for p in out.glob("fit_*.nc")) == [

@@ -30,6 +30,16 @@ def test_report_has_a_row_per_neuron(tiny_fit):
     np.testing.assert_allclose(report.table.loc["n0", "max_rhat"], expected)
 
 
+def test_ridge_strf_carries_the_ranks_of_its_latent(tiny_fit):
+    """diagnose skips `strf` under Ridge: it is `strf_std` over a constant per element, so its
+    rank-based r_hat and ESS (bulk and tail) are the latent's."""
+    strf, latent = tiny_fit["posterior"]["strf"], tiny_fit["posterior"]["strf_std"]
+    np.testing.assert_allclose(azs.rhat(strf), azs.rhat(latent), rtol=1e-6)
+    for method in ("bulk", "tail"):
+        np.testing.assert_allclose(azs.ess(strf, method=method), azs.ess(latent, method=method),
+                                   rtol=1e-6)
+
+
 def test_flags_planted_divergence(tiny_fit):
     base = diagnose(tiny_fit)
     draw = int(np.argmin(tiny_fit["sample_stats"]["diverging"].values[0, :, 0]))  # none there

@@ -4,7 +4,6 @@ import base64
 import html
 import json
 import re
-import shutil
 import subprocess
 
 import matplotlib.pyplot as plt
@@ -13,6 +12,7 @@ import pytest
 
 from bayesstrf import compare, diagnose, fit
 from bayesstrf.viz.report import write_report
+from benchmarks.report import chromium
 from tests.conftest import TINY_FIT
 
 
@@ -73,8 +73,7 @@ def test_rejects_non_comparisons(tiny_simulation, tmp_path):
         write_report({}, tiny_simulation.recording, tmp_path)
 
 
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
-                 if shutil.which(name)), None)
+CHROMIUM = chromium()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium on PATH (apt install chromium)")

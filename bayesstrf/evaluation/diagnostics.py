@@ -100,6 +100,8 @@ def diagnose(fit: xr.DataTree) -> Diagnostics:
             f"found {type(fit).__name__}"
         )
     posterior = fit["posterior"].to_dataset()
+    if "strf_std" in posterior:  # `Ridge`: strf = strf_std / a constant, the same ranks, r_hat, ESS
+        posterior = posterior.drop_vars("strf")
     stats = fit["sample_stats"].to_dataset()
     n_chains = posterior.sizes["chain"]
     ess_min = ESS_PER_CHAIN_MIN * n_chains
