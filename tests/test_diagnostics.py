@@ -32,12 +32,15 @@ def test_report_has_a_row_per_neuron(tiny_fit):
 
 def test_ridge_strf_carries_the_ranks_of_its_latent(tiny_fit):
     """diagnose skips `strf` under Ridge: it is `strf_std` over a constant per element, so its
-    rank-based r_hat and ESS (bulk and tail) are the latent's."""
+    rank-based r_hat and ESS (bulk and tail) are the latent's, up to rounding: the folded
+    ranks (``|x - median|``) move with the arithmetic, and the same draws cast to float64
+    already change r_hat by 1.3e-3 (seed 3)."""
     strf, latent = tiny_fit["posterior"]["strf"], tiny_fit["posterior"]["strf_std"]
-    np.testing.assert_allclose(azs.rhat(strf), azs.rhat(latent), rtol=1e-6)
+    np.testing.assert_allclose(strf * (latent / strf).mean(), latent, rtol=1e-5)
+    np.testing.assert_allclose(azs.rhat(strf), azs.rhat(latent), atol=5e-3)
     for method in ("bulk", "tail"):
         np.testing.assert_allclose(azs.ess(strf, method=method), azs.ess(latent, method=method),
-                                   rtol=1e-6)
+                                   rtol=0.02)
 
 
 def test_flags_planted_divergence(tiny_fit):
