@@ -54,6 +54,18 @@ def test_marginal_prior_samples_have_the_scale_mixture_variance():
     np.testing.assert_allclose(draws.var(), 0.25 * 1.5, rtol=0.05)
 
 
+def test_fisher_normal_has_the_laws_fisher_information():
+    """The precision of `fisher_normal` is the variance of the score under the t itself
+    (Monte Carlo), far below the t's curvature at its mode, ``(df + D) / (df s^2)``."""
+    prior = IsotropicStudentT(4.0, jnp.array([0.5]), (1, 4, 3))
+    draws = prior.sample(jax.random.PRNGKey(2), (40000,))
+    scores = np.asarray(jax.vmap(jax.grad(prior.log_prob))(draws))
+    fisher = scores.reshape(len(scores), -1).var(0).mean()
+    precision = 1 / float(prior.fisher_normal().base_dist.scale[0, 0, 0]) ** 2
+    np.testing.assert_allclose(precision, fisher, rtol=0.03)
+    assert precision < (4.0 + 12) / (4.0 * 0.25) / 3
+
+
 def test_scale_draws_follow_the_conditional_inverse_gamma():
     prior = Ridge(drive_scale=2.0, df=4.0)
     weights = np.random.default_rng(3).normal(0, 0.4, size=(1, 3, 4))

@@ -68,11 +68,17 @@ def joint_potential(model, model_args: tuple, key, model_kwargs: dict | None = N
     model_kwargs = model_kwargs or {}
     start = _prior_medians(model, key, model_args, model_kwargs)
     _, unravel = ravel_pytree(start)
+    return start, flat_potential(model, model_args, model_kwargs, unravel), unravel
+
+
+def flat_potential(model, model_args: tuple, model_kwargs: dict, unravel):
+    """The potential of flat unconstrained vectors, a ``jax.tree_util.Partial`` whose leaves
+    are the data."""
 
     def energy(args, kwargs, x):
         return potential_energy(model, args, kwargs, unravel(x))
 
-    return start, jax.tree_util.Partial(energy, model_args, model_kwargs), unravel
+    return jax.tree_util.Partial(energy, model_args, model_kwargs)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -111,12 +117,8 @@ def laplace_metric(problem: Problem, point: dict) -> np.ndarray:
     (`IsotropicStudentT.fisher_normal`).
     """
     flat, unravel = ravel_pytree(point)
-    model = _FisherCurvature(problem.model)
-
-    def energy(args, kwargs, x):
-        return potential_energy(model, args, kwargs, unravel(x))
-
-    curvature = jax.tree_util.Partial(energy, problem.args, problem.kwargs)
+    curvature = flat_potential(_FisherCurvature(problem.model), problem.args, problem.kwargs,
+                               unravel)
     if problem.single_model is not None:
         return mass_matrix.neuron_laplace_covariances(curvature, point)
     return mass_matrix.laplace_covariance(curvature, flat)
