@@ -292,14 +292,17 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
         "interval (repeats summed per bin, randomised PIT for discrete counts: "
         "`bayesstrf.evaluation.metrics.psth_coverage`; 0.90 when calibrated; the MAP's interval is "
         "Poisson noise alone). Softplus sharpness `beta = softplus(raw_beta)`: posterior "
-        "median [90%] (ReLU as beta grows). Diagnostics: max r_hat, min bulk ESS, divergences.",
+        "median [90%] (ReLU as beta grows). Diagnostics: max r_hat, min bulk ESS, divergences. "
+        "STRF / MAP: the norm of the posterior-mean STRF over the norm of the same family's MAP "
+        "STRF, median over neurons (above 1: the posterior mean is shrunk less than the mode).",
         "",
     ]
     commits = sorted({r.get("commit", env["commit"]) for r in rows})
     if len(commits) > 1:  # --resume kept rows of earlier runs
         lines += [f"Rows come from commits {', '.join(commits)} (`--resume`): each row's "
                   "commit is in the JSON.", ""]
-    frame = pd.DataFrame([r for r in rows if "error" not in r and r["method"] != "kfold"])
+    frame = _with_norm_ratio(
+        pd.DataFrame([r for r in rows if "error" not in r and r["method"] != "kfold"]))
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         part = frame[frame.dataset == dataset] if len(frame) else frame
         first = next(r for r in rows if r["dataset"] == dataset)
@@ -315,7 +318,7 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
         if len(part):
             lines += ["Average over neurons:", "",
                       "| family | method | neurons | CCnorm | bits/spike | lpd | coverage "
-                      "| converged |", "|---|---|---|---|---|---|---|---|"]
+                      "| converged | STRF / MAP |", "|---|---|---|---|---|---|---|---|---|"]
             for (family, method), group in part.groupby(["family", "method"], sort=False):
                 converged = ("–" if method == "map" else
                              f"{int(group.converged.sum())}/{len(group)}")
@@ -323,7 +326,7 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
                     f"| {family} | {method} | {len(group)} | {_cell(group.cc_norm.mean())} | "
                     f"{_cell(group.bits_per_spike.mean())} | {_cell(group.lpd.mean(), 1)} | "
                     f"{_cell(group.get('coverage', pd.Series(dtype=float)).mean())} | "
-                    f"{converged} |")
+                    f"{converged} | {_cell(group.strf_norm_ratio.median(), 2)} |")
             lines += ["", "Per neuron:", "",
                       "| neuron | family | method | CCnorm [90%] | bits/spike | lpd | coverage "
                       "| beta [90%] | r_hat | ESS bulk | div. | fit s |",
@@ -349,6 +352,21 @@ def markdown(rows: list[dict], env: dict, settings: dict) -> str:
                          for r in errors]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _with_norm_ratio(frame):
+    """``frame`` with ``strf_norm_ratio``: each fit's posterior-mean STRF norm over the norm of
+    the MAP STRF of the same dataset, neuron and family (NaN without one; 1 for the MAP)."""
+    import numpy as np
+
+    if not len(frame) or "strf_mean" not in frame:
+        return frame.assign(strf_norm_ratio=np.nan)
+    norm = frame.strf_mean.map(lambda w: float(np.linalg.norm(w)) if w is not None
+                               and w == w else np.nan)
+    key = ["dataset", "neuron", "family"]
+    of_map = (frame.assign(norm=norm)[frame.method == "map"].set_index(key).norm)
+    reference = frame.set_index(key).index.map(lambda k: of_map.get(k, np.nan))
+    return frame.assign(strf_norm_ratio=norm.values / np.asarray(reference, dtype=float))
 
 
 def kfold_markdown(rows: list[dict]) -> list[str]:

@@ -210,3 +210,18 @@ def test_real_data_kfold_section_counts_neurons_decided_by_more_than_two_se():
     assert table[0].split(" | ")[4] == "yes" and table[1].split(" | ")[4] == "no"
     assert "1 of 2 neuron(s) prefer one family by more than 2 SE" in "\n".join(lines)
     assert kfold_markdown([]) == []
+
+
+def test_real_data_strf_norm_ratio_is_against_the_same_neurons_and_familys_map():
+    import pandas as pd
+
+    from benchmarks.real_data import _with_norm_ratio
+
+    row = dict(dataset="ns1", neuron="a", family="sigmoid")
+    frame = _with_norm_ratio(pd.DataFrame([
+        row | {"method": "map", "strf_mean": [[3.0, 0.0], [0.0, 4.0]]},       # norm 5
+        row | {"method": "ridge", "strf_mean": [[6.0, 0.0], [0.0, 8.0]]},     # norm 10
+        row | {"family": "softplus", "method": "ridge", "strf_mean": [[1.0]]},  # no MAP
+        row | {"neuron": "b", "method": "ridge", "strf_mean": [[5.0]]},       # no MAP
+    ]))
+    np.testing.assert_allclose(frame.strf_norm_ratio.to_numpy(), [1.0, 2.0, np.nan, np.nan])
