@@ -361,12 +361,12 @@ def _with_norm_ratio(frame):
 
     if not len(frame) or "strf_mean" not in frame:
         return frame.assign(strf_norm_ratio=np.nan)
-    norm = frame.strf_mean.map(lambda w: float(np.linalg.norm(w)) if w is not None
-                               and w == w else np.nan)
     key = ["dataset", "neuron", "family"]
-    of_map = (frame.assign(norm=norm)[frame.method == "map"].set_index(key).norm)
-    reference = frame.set_index(key).index.map(lambda k: of_map.get(k, np.nan))
-    return frame.assign(strf_norm_ratio=norm.values / np.asarray(reference, dtype=float))
+    normed = frame[key + ["method"]].assign(norm=frame.strf_mean.map(
+        lambda w: float(np.linalg.norm(w)) if isinstance(w, list) else np.nan))
+    maps = normed[normed.method == "map"][key + ["norm"]].rename(columns={"norm": "of_map"})
+    merged = normed.merge(maps, on=key, how="left")  # keeps frame's row order
+    return frame.assign(strf_norm_ratio=(merged.norm / merged.of_map).to_numpy())
 
 
 def kfold_markdown(rows: list[dict]) -> list[str]:
